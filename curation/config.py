@@ -68,7 +68,7 @@ def parse_section(data: Any, cls: type[T], where: str) -> T:
         for e in err.errors():
             loc = ".".join(str(p) for p in e["loc"])
             msg = f"  {where}.{loc}: {e['msg']}"
-            if e["type"] == "extra_forbidden":
+            if e["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
                 close = difflib.get_close_matches(str(e["loc"][-1]), known, n=1)
                 msg += f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(known)}"
             problems.append(msg)

@@ -111,7 +111,9 @@ def register_views(catalog: Path, stage: str, folder: Path) -> None:
     if any(folder.glob(RECORDS_GLOB)):
         statements.append(f"CREATE OR REPLACE VIEW {stage} AS SELECT * FROM read_parquet('{folder / RECORDS_GLOB}')")
     if (folder / DROPS_FILE).exists():
-        statements.append(f"CREATE OR REPLACE VIEW {stage}_drops AS SELECT * FROM read_parquet('{folder / DROPS_FILE}')")
+        statements.append(
+            f"CREATE OR REPLACE VIEW {stage}_drops AS SELECT * FROM read_parquet('{folder / DROPS_FILE}')"
+        )
     if not statements:
         return
     catalog.parent.mkdir(parents=True, exist_ok=True)

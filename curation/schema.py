@@ -76,18 +76,19 @@ RECORD_SCHEMA = pa.schema(
 COLUMNS = tuple(RECORD_SCHEMA.names)
 ROLES = ("system", "user", "assistant")
 
-# A dropped row: which record (or, before a record exists, which file and line), why, and what decided it.
+# A dropped row is the record itself (so a drop can be inspected and undone; null where ingest could not build one)
+# plus why: the reason code, a detail for people, the score that decided and the threshold it was held against, and
+# for ingest rejects the file, line and raw input (cut to RAW_EXCERPT characters).
 DROP_SCHEMA = pa.schema(
     [
-        pa.field(ID, pa.string()),
-        pa.field(SOURCE, pa.string(), nullable=False),
-        pa.field("file", pa.string()),
-        pa.field("line", pa.int64()),
+        *(pa.field(f.name, f.type, nullable=f.name != SOURCE) for f in RECORD_SCHEMA),
         pa.field("reason", pa.string(), nullable=False),
         pa.field("detail", pa.string(), nullable=False),
         pa.field("score", pa.float64()),
         pa.field("threshold", pa.float64()),
-        pa.field("raw", pa.string()),  # the offending input, cut to RAW_EXCERPT characters, so a drop can be undone
+        pa.field("file", pa.string()),
+        pa.field("line", pa.int64()),
+        pa.field("raw", pa.string()),
     ]
 )
 RAW_EXCERPT = 2000

@@ -1,0 +1,351 @@
+"""Stage `ingest`: every declared source (JSONL, Parquet, CSV, a folder of text files, a Hugging Face dataset) becomes
+records of the unified schema; every row that cannot becomes a reject with its file, line and reason.
+
+Readers never raise on a bad row: they yield it with what went wrong, and `to_record` turns a good row into a record
+or a reason. So one broken line costs one reject, not the run, and the books always balance: rows read = records
+written + rows rejected, checked before anything is written.
+
+Source fields map onto record columns through `fields` (our column -> their field; unmapped columns use their own
+name). Two extra targets cover the common instruction formats: `prompt` (+ `response` for IT data) build a one-turn
+conversation, as in Alpaca-style `instruction`/`output` files. Source fields that map to no column are kept in
+`metadata`, so nothing a source knows (generator ground truth, upstream ids) is lost.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+
+from curation.config import load_params, params
+from curation.io import IOParams, register_views, stage_paths, write_drops, write_metrics, write_records
+from curation.progress import setup_logging, summary, track
+from curation.schema import (
+    ANSWER,
+    CHOSEN,
+    MESSAGES,
+    METADATA,
+    RAW_EXCERPT,
+    RECORD_SCHEMA,
+    REJECTED,
+    ROLES,
+    TEXT,
+    Capability,
+    Kind,
+    Split,
+    content_key,
+    dump_metadata,
+    reason,
+    record_id,
+)
+
+
+log = logging.getLogger(__name__)
+STAGE = "ingest"
+Format = Literal["jsonl", "parquet", "csv", "text", "hf"]
+MAPPABLE = (TEXT, MESSAGES, ANSWER, CHOSEN, REJECTED, METADATA, "prompt", "response")
+
+
+@params
+class SourceParams:
+    name: str
+    path: str
+    format: Format
+    kind: Kind
+    capability: Capability
+    split: Split
+    language: str
+    license: str
+    fields: dict[str, str]
+    options: dict[str, str]
+
+
+@params
+class IngestParams:
+    sources: list[SourceParams]
+
+
+@dataclass(frozen=True)
+class Row:
+    """One input row as read: its parsed value, or why it could not be parsed, and where it came from."""
+
+    file: str
+    line: int | None
+    value: dict[str, Any] | None
+    raw: str
+    failure: str | None = None
+    detail: str = ""
+
+
+class Rejected(Exception):
+    """A row that cannot become a record; carries the reason code's failure part and a detail for the user."""
+
+    def __init__(self, failure: str, detail: str) -> None:
+        super().__init__(detail)
+        self.failure, self.detail = failure, detail
+
+
+# Readers: path -> rows. Each yields exactly one Row per input row, good or bad.
+
+
+def read_jsonl(path: Path, options: dict[str, str]) -> Iterator[Row]:
+    with path.open("rb") as f:
+        for line_no, line in enumerate(f, start=1):
+            if not line.strip():
+                continue  # a blank line holds no row
+            raw = line.decode("utf-8", "backslashreplace").rstrip("\n")[:RAW_EXCERPT]
+            try:
+                value = json.loads(line.decode("utf-8"))
+            except UnicodeDecodeError as err:
+                yield Row(str(path), line_no, None, raw, "undecodable_bytes", f"not UTF-8 at byte {err.start}")
+                continue
+            except json.JSONDecodeError as err:
+                yield Row(str(path), line_no, None, raw, "malformed_json", f"{err.msg} at column {err.colno}")
+                continue
+            except RecursionError:
+                yield Row(str(path), line_no, None, raw, "malformed_json", "nested too deeply to parse")
+                continue
+            if not isinstance(value, dict):
+                yield Row(str(path), line_no, None, raw, "not_an_object", f"a JSON {type(value).__name__}")
+                continue
+            yield Row(str(path), line_no, value, raw)
+
+
+def read_parquet(path: Path, options: dict[str, str]) -> Iterator[Row]:
+    import pyarrow.parquet as pq
+
+    files = sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
+    for file in files:
+        row_no = 0
+        for batch in pq.ParquetFile(file).iter_batches():
+            for value in batch.to_pylist():
+                row_no += 1
+                yield Row(str(file), row_no, value, _excerpt(value))
+
+
+def read_csv(path: Path, options: dict[str, str]) -> Iterator[Row]:
+    # surrogateescape keeps undecodable bytes visible as lone surrogates, so they are rejected per row, not per file
+    with path.open(encoding="utf-8", errors="surrogateescape", newline="") as f:
+        reader = csv.DictReader(f, delimiter=options.get("delimiter", ","))
+        for value in reader:
+            raw = _excerpt(value)
+            if None in value or None in value.values():
+                yield Row(str(path), reader.line_num, None, raw, "malformed_csv", "wrong number of fields")
+            elif any(_has_surrogates(v) for v in value.values()):
+                yield Row(str(path), reader.line_num, None, raw, "undecodable_bytes", "not UTF-8")
+            else:
+                yield Row(str(path), reader.line_num, value, raw)
+
+
+def read_text(path: Path, options: dict[str, str]) -> Iterator[Row]:
+    """A folder of text files, one document each (or one file); the line is None: the file is the row."""
+    pattern = options.get("glob", "*.txt")
+    files = sorted(p for p in path.rglob(pattern) if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        data = file.read_bytes()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raw = data[:RAW_EXCERPT].decode("utf-8", "backslashreplace")
+            yield Row(str(file), None, None, raw, "undecodable_bytes", f"not UTF-8 at byte {err.start}")
+            continue
+        yield Row(str(file), None, {TEXT: text, "file_name": file.name}, text[:RAW_EXCERPT])
+
+
+def read_hf(path: Path | str, options: dict[str, str]) -> Iterator[Row]:
+    """A Hugging Face dataset: a `save_to_disk` folder, or a dataset id / local data folder for `load_dataset`."""
+    import datasets
+
+    local = Path(path)
+    if (local / "dataset_info.json").exists() or (local / "dataset_dict.json").exists():
+        dataset = datasets.load_from_disk(str(local))
+    else:
+        dataset = datasets.load_dataset(str(path), options.get("name"), split=options.get("split", "train"))
+    if isinstance(dataset, datasets.DatasetDict):
+        dataset = dataset[options.get("split", "train")]
+    for row_no, value in enumerate(dataset, start=1):
+        yield Row(str(path), row_no, dict(value), _excerpt(value))
+
+
+READERS = {"jsonl": read_jsonl, "parquet": read_parquet, "csv": read_csv, "text": read_text, "hf": read_hf}
+
+
+def _excerpt(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)[:RAW_EXCERPT]
+
+
+def _has_surrogates(value: Any) -> bool:
+    return isinstance(value, str) and any("\udc80" <= ch <= "\udcff" for ch in value)
+
+
+# Row -> record
+
+
+def _text(value: Any, column: str, required: bool = True) -> str | None:
+    if value is None:
+        if required:
+            raise Rejected("missing_field", f"no {column!r}")
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise Rejected("wrong_type", f"{column!r} is a {type(value).__name__}, expected a string")
+    if isinstance(value, str) and _has_surrogates(value):
+        raise Rejected("undecodable_bytes", f"{column!r} is not valid UTF-8")
+    return str(value)
+
+
+def _messages(value: Any, final_role: str) -> list[dict[str, str]]:
+    """Check a conversation: a list of {role, content} with known roles, a user turn, ending on `final_role`."""
+    if value is None:
+        raise Rejected("missing_field", "no 'messages'")
+    if isinstance(value, str):
+        value = [{"role": "user", "content": value}]
+    if not isinstance(value, list) or not value:
+        raise Rejected("bad_messages", "messages must be a non-empty list of {role, content}")
+    turns = []
+    for i, turn in enumerate(value):
+        if not isinstance(turn, dict) or not isinstance(turn.get("content"), str) or turn.get("role") not in ROLES:
+            raise Rejected("bad_messages", f"turn {i} must be {{role: {'|'.join(ROLES)}, content: str}}")
+        if not turn["content"].strip():
+            raise Rejected("bad_messages", f"turn {i} ({turn['role']}) is empty")
+        turns.append({"role": turn["role"], "content": turn["content"]})
+    if not any(t["role"] == "user" for t in turns):
+        raise Rejected("bad_messages", "no user turn")
+    if turns[-1]["role"] != final_role:
+        raise Rejected("bad_messages", f"the last turn is {turns[-1]['role']}, expected {final_role}")
+    return turns
+
+
+def to_record(value: dict[str, Any], source: SourceParams) -> dict[str, Any]:
+    """Map one parsed source row to a record (without id); raise Rejected if it cannot be one."""
+    field = {col: source.fields.get(col, col) for col in MAPPABLE}
+    used = {field[col] for col in MAPPABLE if field[col] in value}
+    got = {col: value.get(field[col]) for col in MAPPABLE}
+    if got["prompt"] is not None and got[MESSAGES] is None:
+        prompt = _text(got["prompt"], field["prompt"])
+        got[MESSAGES] = [{"role": "user", "content": prompt}]
+        if source.kind == Kind.IT:
+            response = _text(got["response"], field["response"])
+            got[MESSAGES].append({"role": "assistant", "content": response})
+    record: dict[str, Any] = dict.fromkeys(RECORD_SCHEMA.names)
+    if source.kind == Kind.CPT:
+        record[TEXT] = _text(got[TEXT], field[TEXT])
+        if not record[TEXT].strip():
+            raise Rejected("empty_text", f"{field[TEXT]!r} is empty or whitespace")
+    elif source.kind == Kind.IT:
+        record[MESSAGES] = _messages(got[MESSAGES], final_role="assistant")
+    else:
+        record[MESSAGES] = _messages(got[MESSAGES], final_role="user")
+        if source.kind == Kind.EVAL:
+            record[ANSWER] = _text(got[ANSWER], field[ANSWER])
+        else:
+            record[CHOSEN] = _text(got[CHOSEN], field[CHOSEN])
+            record[REJECTED] = _text(got[REJECTED], field[REJECTED])
+    metadata = got[METADATA] if isinstance(got[METADATA], dict) else {}
+    if got[METADATA] is not None and not isinstance(got[METADATA], dict):
+        raise Rejected("wrong_type", f"{field[METADATA]!r} is a {type(got[METADATA]).__name__}, expected an object")
+    extra = {k: v for k, v in value.items() if k not in used}
+    record[METADATA] = dump_metadata({**extra, **metadata})
+    record.update(
+        kind=str(source.kind),
+        source=source.name,
+        capability=str(source.capability),
+        language=source.language,
+        split=str(source.split),
+    )
+    return record
+
+
+def ingest_source(source: SourceParams, rows: Iterator[Row]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Records and rejects for one source; ids are content-derived, repeats get an occurrence suffix."""
+    records, rejects = [], []
+    seen: Counter[str] = Counter()
+    for row in track(rows, f"ingest {source.name}"):
+        try:
+            if row.failure is not None:
+                raise Rejected(row.failure, row.detail)
+            assert row.value is not None
+            record = to_record(row.value, source)
+        except Rejected as err:
+            where = f"{row.file}" + (f" line {row.line}" if row.line is not None else "")
+            rejects.append(
+                {
+                    "source": source.name,
+                    "kind": str(source.kind),
+                    "capability": str(source.capability),
+                    "language": source.language,
+                    "split": str(source.split),
+                    "file": row.file,
+                    "line": row.line,
+                    "reason": reason(STAGE, err.failure),
+                    "detail": f"{where}: {err.detail}",
+                    "raw": row.raw,
+                }
+            )
+            continue
+        key = content_key(record["kind"], record[TEXT], record[MESSAGES], record[ANSWER])
+        record["id"] = record_id(source.name, key, seen[key])
+        seen[key] += 1
+        records.append(record)
+    return records, rejects
+
+
+def run(sources: Sequence[SourceParams]) -> tuple[pa.Table, list[dict[str, Any]], dict[str, Any]]:
+    """Ingest every source; returns records, rejects and metrics, after checking rows = records + rejects."""
+    names = [s.name for s in sources]
+    if dupes := sorted({n for n in names if names.count(n) > 1}):
+        raise ValueError(f"ingest.sources: names must be unique, repeated: {', '.join(dupes)}")
+    records, rejects, per_source = [], [], {}
+    for source in sources:
+        path = Path(source.path)
+        if source.format != "hf" and not path.exists():
+            raise FileNotFoundError(
+                f"ingest source {source.name!r}: {path} does not exist; fix its path in params.yaml"
+            )
+        kept, dropped = ingest_source(source, READERS[source.format](path, source.options))
+        records += kept
+        rejects += dropped
+        per_source[source.name] = {
+            "in": len(kept) + len(dropped),
+            "kept": len(kept),
+            "dropped": dict(Counter(r["reason"] for r in dropped)),
+        }
+    dropped_total = Counter(r["reason"] for r in rejects)
+    n_in = sum(s["in"] for s in per_source.values())
+    if n_in != len(records) + sum(dropped_total.values()):
+        raise RuntimeError(
+            f"ingest: accounting broken: {n_in} rows read != {len(records)} kept + {len(rejects)} rejected"
+        )
+    metrics = {
+        "in": n_in,
+        "kept": len(records),
+        "dropped": dict(dropped_total),
+        "words": sum(len((r[TEXT] or "").split()) for r in records),
+        "sources": per_source,
+    }
+    return pa.Table.from_pylist(records, schema=RECORD_SCHEMA), rejects, metrics
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    paths = stage_paths(argv, __doc__)
+    ingest = load_params(STAGE, IngestParams, paths.params)
+    io = load_params("io", IOParams, paths.params)
+    start = time.perf_counter()
+    table, rejects, metrics = run(ingest.sources)
+    write_records(table, paths.output, io)
+    write_drops(rejects, paths.output, io)
+    write_metrics(metrics, paths.metrics)
+    register_views(Path(io.catalog), STAGE, paths.output)
+    summary(STAGE, metrics["in"], metrics["kept"], metrics["dropped"], time.perf_counter() - start)
+
+
+if __name__ == "__main__":
+    setup_logging()
+    main()

@@ -1,0 +1,206 @@
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from pydantic import TypeAdapter
+
+from curation import ingest
+from curation.config import load_params
+from curation.ingest import IngestParams, SourceParams
+from curation.io import read_records
+from curation.schema import RECORD_SCHEMA
+from tests.conftest import PARAMS
+
+
+TEMPLATE = load_params("ingest", IngestParams, PARAMS).sources[0]
+
+
+def source(path: Path, **changes: Any) -> SourceParams:
+    return dataclasses.replace(TEMPLATE, name="s", path=str(path), **changes)
+
+
+def run_one(src: SourceParams) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+    table, rejects, metrics = ingest.run([src])
+    return table.to_pylist(), rejects, metrics
+
+
+def reasons(rejects: list[dict[str, Any]]) -> dict[int | None, str]:
+    return {r["line"]: r["reason"] for r in rejects}
+
+
+def test_jsonl_hostile_rows_each_rejected_with_line_and_reason(tmp_path: Path) -> None:
+    path = tmp_path / "docs.jsonl"
+    lines = [
+        json.dumps({"text": "A good filing about revenue.", "metadata": {"is_spam": False}, "extra": 7}).encode(),
+        b'{"text": "truncated',  # 2 malformed
+        b"\xff\xfe not utf-8",  # 3 undecodable
+        b"[1, 2]",  # 4 not an object
+        json.dumps({"body": "no text field"}).encode(),  # 5 missing
+        json.dumps({"text": 42.5}).encode(),  # 6 number is accepted as text
+        json.dumps({"text": ["a", "list"]}).encode(),  # 7 wrong type
+        json.dumps({"text": "   \n\t "}).encode(),  # 8 whitespace only
+        b"",  # blank line: no row
+        ("[" * 100_000 + "]" * 100_000).encode(),  # 10 nested too deeply
+        json.dumps({"text": "x", "metadata": "not an object"}).encode(),  # 11 metadata wrong type
+        json.dumps({"text": "A good filing about revenue."}).encode(),  # 12 exact repeat of line 1's text
+    ]
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    records, rejects, metrics = run_one(source(path))
+
+    assert reasons(rejects) == {
+        2: "ingest.malformed_json",
+        3: "ingest.undecodable_bytes",
+        4: "ingest.not_an_object",
+        5: "ingest.missing_field",
+        7: "ingest.wrong_type",
+        8: "ingest.empty_text",
+        10: "ingest.malformed_json",
+        11: "ingest.wrong_type",
+    }
+    assert all(r["detail"].startswith(f"{path} line {r['line']}: ") for r in rejects)
+    assert rejects[1]["raw"] == "\\xff\\xfe not utf-8"
+    assert metrics["in"] == 11 == metrics["kept"] + sum(metrics["dropped"].values())
+    assert [r["text"] for r in records] == ["A good filing about revenue.", "42.5", "A good filing about revenue."]
+    assert len({r["id"] for r in records}) == 3  # the repeat keeps its own id; dedup will find it
+    first = json.loads(records[0]["metadata"])
+    assert first == {"extra": 7, "is_spam": False}
+
+
+def conversations_file(tmp_path: Path, rows: list[Any]) -> Path:
+    path = tmp_path / "it.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+def test_instruction_conversations_are_validated(tmp_path: Path) -> None:
+    user, bot = {"role": "user", "content": "Define EBITDA."}, {"role": "assistant", "content": "Earnings before..."}
+    rows = [
+        {"messages": [{"role": "system", "content": "Be brief."}, user, bot]},
+        {"messages": [user]},  # no assistant answer
+        {"messages": [user, {"role": "robot", "content": "beep"}]},
+        {"messages": [bot]},  # no user turn
+        {"messages": [user, {"role": "assistant", "content": "  "}]},
+        {"messages": "just a string"},  # a prompt with no answer
+        {"messages": []},
+    ]
+    records, rejects, _ = run_one(source(conversations_file(tmp_path, rows), kind="it"))
+    assert len(records) == 1 and records[0]["messages"][0]["role"] == "system"
+    assert [r["reason"] for r in rejects] == ["ingest.bad_messages"] * 6
+    assert "last turn is user, expected assistant" in rejects[0]["detail"]
+    assert "turn 1 must be" in rejects[1]["detail"]
+
+
+def test_prompt_response_fields_build_a_turn(tmp_path: Path) -> None:
+    rows = [{"instruction": "Classify: stocks fell.", "output": "negative", "id": "u1"}, {"instruction": "no output"}]
+    src = source(conversations_file(tmp_path, rows), kind="it", fields={"prompt": "instruction", "response": "output"})
+    records, rejects, _ = run_one(src)
+    assert records[0]["messages"] == [
+        {"role": "user", "content": "Classify: stocks fell."},
+        {"role": "assistant", "content": "negative"},
+    ]
+    assert json.loads(records[0]["metadata"]) == {"id": "u1"}  # their id is kept, ours is content-derived
+    assert [r["reason"] for r in rejects] == ["ingest.missing_field"]
+
+
+def test_eval_items_need_an_answer(tmp_path: Path) -> None:
+    rows = [{"question": "2+2?", "answer": 4}, {"question": "Capital of France?"}, {"question": "x", "answer": None}]
+    src = source(conversations_file(tmp_path, rows), kind="eval", split="eval", fields={"prompt": "question"})
+    records, rejects, _ = run_one(src)
+    assert [(r["messages"][-1]["content"], r["answer"]) for r in records] == [("2+2?", "4")]
+    assert [r["reason"] for r in rejects] == ["ingest.missing_field", "ingest.missing_field"]
+
+
+def test_csv_reader(tmp_path: Path) -> None:
+    path = tmp_path / "docs.csv"
+    path.write_bytes(b'body;label\n"Multi-line\nfiling text";pos\nshort row\nbad \xff byte;neg\nplain;neu\n')
+    records, rejects, metrics = run_one(
+        source(path, format="csv", fields={"text": "body"}, options={"delimiter": ";"})
+    )
+    assert [r["text"] for r in records] == ["Multi-line\nfiling text", "plain"]
+    assert [json.loads(r["metadata"]) for r in records] == [{"label": "pos"}, {"label": "neu"}]
+    assert reasons(rejects) == {4: "ingest.malformed_csv", 5: "ingest.undecodable_bytes"}
+    assert metrics["in"] == 4
+
+
+def test_parquet_file_and_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "pq"
+    folder.mkdir()
+    pq.write_table(pa.table({"text": ["a b", None], "n": [1, 2]}), folder / "part-1.parquet")
+    pq.write_table(pa.table({"text": ["c d"], "n": [3]}), folder / "part-2.parquet")
+    records, rejects, _ = run_one(source(folder, format="parquet"))
+    assert [r["text"] for r in records] == ["a b", "c d"]
+    assert [(r["file"].endswith("part-1.parquet"), r["line"], r["reason"]) for r in rejects] == [
+        (True, 2, "ingest.missing_field")
+    ]
+
+
+def test_text_folder_one_document_per_file(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.txt").write_text("First document.")
+    (tmp_path / "sub" / "b.txt").write_text("Second document.")
+    (tmp_path / "c.txt").write_bytes(b"bad \xc3\x28 bytes")
+    (tmp_path / "ignored.md").write_text("not matched")
+    records, rejects, _ = run_one(source(tmp_path, format="text"))
+    assert sorted(r["text"] for r in records) == ["First document.", "Second document."]
+    assert [(Path(r["file"]).name, r["reason"]) for r in rejects] == [("c.txt", "ingest.undecodable_bytes")]
+
+
+def test_hugging_face_local_dataset(tmp_path: Path) -> None:
+    datasets = pytest.importorskip("datasets")
+    rows = {"question": ["What is duration?", "What is beta?"], "answer": ["Rate sensitivity.", "Market risk."]}
+    datasets.Dataset.from_dict(rows).save_to_disk(str(tmp_path / "saved"))
+    src = source(tmp_path / "saved", format="hf", kind="eval", split="eval", fields={"prompt": "question"})
+    records, rejects, _ = run_one(src)
+    assert [r["answer"] for r in records] == rows["answer"] and rejects == []
+
+    (tmp_path / "raw").mkdir()  # a data folder, read by `load_dataset` without any network
+    pq.write_table(pa.table(rows), tmp_path / "raw" / "train.parquet")
+    records, _, _ = run_one(dataclasses.replace(src, path=str(tmp_path / "raw")))
+    assert [r["answer"] for r in records] == rows["answer"]
+
+
+def test_missing_path_and_duplicate_names_fail_with_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"fix its path in params\.yaml"):
+        ingest.run([source(tmp_path / "nope.jsonl")])
+    path = conversations_file(tmp_path, [{"text": "x"}])
+    with pytest.raises(ValueError, match="names must be unique, repeated: s"):
+        ingest.run([source(path), source(path)])
+
+
+def test_ids_are_deterministic_across_runs(tmp_path: Path) -> None:
+    path = conversations_file(tmp_path, [{"text": f"doc {i}"} for i in range(50)] + [{"text": "doc 1"}])
+    first, _, _ = run_one(source(path))
+    second, _, _ = run_one(source(path))
+    assert [r["id"] for r in first] == [r["id"] for r in second]
+    assert len({r["id"] for r in first}) == 51
+
+
+def test_main_writes_records_drops_metrics_and_catalog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = conversations_file(tmp_path, [{"text": "alpha"}, {"text": ""}, {"text": "beta"}])
+    params = yaml.safe_load(PARAMS.read_text())
+    params["ingest"]["sources"] = [TypeAdapter(SourceParams).dump_python(source(path), mode="json")]
+    params["io"] = {**params["io"], "catalog": "data/catalog.duckdb", "rows_per_shard": 1}
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+    ingest.main(["--output", "data/ingest", "--metrics", "data/metrics/ingest.json"])
+
+    assert sorted(p.name for p in Path("data/ingest").iterdir()) == [
+        "drops.parquet",
+        "records-00000.parquet",
+        "records-00001.parquet",
+    ]
+    table = read_records([Path("data/ingest")])
+    assert table.schema == RECORD_SCHEMA and table.column("id").to_pylist() == sorted(table.column("id").to_pylist())
+    metrics = json.loads(Path("data/metrics/ingest.json").read_text())
+    assert (metrics["in"], metrics["kept"], metrics["dropped"]) == (3, 2, {"ingest.empty_text": 1})
+    with duckdb.connect("data/catalog.duckdb", read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM ingest").fetchone() == (2,)
+        assert con.execute("SELECT reason, line FROM ingest_drops").fetchall() == [("ingest.empty_text", 2)]
