@@ -109,11 +109,11 @@ def register_views(catalog: Path, stage: str, folder: Path) -> None:
     """Create or replace the views `<stage>` (records) and `<stage>_drops` over a stage folder's Parquet."""
     statements = []
     if any(folder.glob(RECORDS_GLOB)):
-        statements.append(f"CREATE OR REPLACE VIEW {stage} AS SELECT * FROM read_parquet('{folder / RECORDS_GLOB}')")
+        records = folder / RECORDS_GLOB
+        statements.append(f"CREATE OR REPLACE VIEW \"{stage}\" AS SELECT * FROM read_parquet('{records}')")
     if (folder / DROPS_FILE).exists():
-        statements.append(
-            f"CREATE OR REPLACE VIEW {stage}_drops AS SELECT * FROM read_parquet('{folder / DROPS_FILE}')"
-        )
+        drops = folder / DROPS_FILE
+        statements.append(f"CREATE OR REPLACE VIEW \"{stage}_drops\" AS SELECT * FROM read_parquet('{drops}')")
     if not statements:
         return
     catalog.parent.mkdir(parents=True, exist_ok=True)
