@@ -42,13 +42,20 @@ def test_cleaner_logs_removed_lines_and_is_idempotent() -> None:
 
 
 def records() -> list[dict]:
-    turns = [{"role": "user", "content": "Define  EBITDA?\nAll rights reserved."}, {"role": "assistant", "content": "x"}]
+    turns = [
+        {"role": "user", "content": "Define  EBITDA?\nAll rights reserved."},
+        {"role": "assistant", "content": "x"},
+    ]
     return [
-        make_record("Margins improved.\nAll rights reserved.", metadata={"boilerplate_lines": ["All rights reserved."]}),
+        make_record(
+            "Margins improved.\nAll rights reserved.", metadata={"boilerplate_lines": ["All rights reserved."]}
+        ),
         make_record("caf\u00c3\u00a9 sales", metadata={"mojibake": True, "boilerplate_lines": []}),
         make_record("Subscribe to our newsletter"),  # nothing left
         make_record(kind="it", messages=turns),
-        make_record(kind="it", messages=[{"role": "user", "content": "q"}, {"role": "assistant", "content": "\u00a0 "}]),
+        make_record(
+            kind="it", messages=[{"role": "user", "content": "q"}, {"role": "assistant", "content": "\u00a0 "}]
+        ),
     ] + [make_record(f"Document number {i} about revenue.") for i in range(20)]
 
 
