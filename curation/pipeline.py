@@ -121,10 +121,7 @@ def document_to_drop(self: Any, doc: Document) -> dict:
 
 def reader(inputs: Sequence[Path]) -> list[ParquetReader]:
     """One reader per input stage folder; records keep every column."""
-    return [
-        ParquetReader(str(folder), glob_pattern=RECORDS_GLOB, adapter=record_to_document)
-        for folder in inputs
-    ]
+    return [ParquetReader(str(folder), glob_pattern=RECORDS_GLOB, adapter=record_to_document) for folder in inputs]
 
 
 def records_writer(folder: Path, io: IOParams) -> ParquetWriter:

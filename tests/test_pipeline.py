@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import ast
+import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
+import duckdb
 import pytest
 import yaml
 
@@ -65,3 +69,61 @@ def test_outputs_live_under_data() -> None:
     for name, stage in STAGES.items():
         for out in declared(stage, "outs") | declared(stage, "metrics"):
             assert out.startswith("data/"), f"{name}: {out} must be under data/"
+
+
+TINY_WORLD = {
+    "n_companies": 6,
+    "n_years": 2,
+    "news_per_company": 3,
+    "calls_per_company": 1,
+    "n_glossary_docs": 20,
+    "n_general": 40,
+    "n_web_finance": 20,
+    "n_web_general": 10,
+    "n_nonenglish": 12,
+    "n_spam": 10,
+    "n_leaked_cpt": 3,
+    "n_leaked_it": 3,
+    "malformed_rows": 2,
+    "it": dict.fromkeys(("concepts", "tasks", "reasoning", "instruction_following", "general"), 20),
+    "eval": dict.fromkeys(("concepts", "tasks", "reasoning", "instruction_following", "general"), 10),
+}
+
+
+def run(cmd: list[str], cwd: Path) -> str:
+    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+@pytest.fixture(scope="session")
+def tiny_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the repository (tracked and unignored files) whose params make a tiny world, after `dvc repro`."""
+    root = tmp_path_factory.mktemp("project")
+    files = run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], REPO).splitlines()
+    for name in files:
+        if (REPO / name).is_file():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, root / name)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["world"].update(TINY_WORLD)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(["git", "init", "-q"], root)
+    run(["dvc", "repro", "--quiet"], root)
+    return root
+
+
+def test_dvc_repro_end_to_end(tiny_project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tiny_project)  # catalog views name their Parquet relative to the project root
+    assert "up to date" in run(["dvc", "status"], tiny_project)
+    for stage in STAGES:
+        metrics = json.loads((tiny_project / "data" / "metrics" / f"{stage}.json").read_text())
+        if "kept" in metrics:
+            assert metrics["in"] == metrics["kept"] + sum(metrics["dropped"].values()), stage
+    with duckdb.connect("data/catalog.duckdb", read_only=True) as con:
+        sql = "SELECT count(*) FROM ingest_drops WHERE reason IN ('ingest.malformed_json', 'ingest.undecodable_bytes')"
+        assert con.execute(sql).fetchall() == [(TINY_WORLD["malformed_rows"],)]
+        sql = "SELECT count(*) FROM ingest WHERE (metadata->>'$.is_spam')::BOOLEAN"
+        assert con.execute(sql).fetchall() == [(TINY_WORLD["n_spam"],)]
+        capabilities = {c for (c,) in con.execute("SELECT DISTINCT capability FROM ingest").fetchall()}
+    assert capabilities == {"concepts", "tasks", "reasoning", "instruction_following", "general"}
