@@ -105,9 +105,12 @@ def write_metrics(metrics: Mapping[str, Any], path: Path) -> None:
     os.replace(tmp, path)
 
 
-def register_views(catalog: Path, stage: str, folder: Path) -> None:
-    """Create or replace the views `<stage>` (records) and `<stage>_drops` over a stage folder's Parquet."""
-    statements = []
+def register_views(catalog: Path, stage: str, folder: Path, extra: Mapping[str, str] | None = None) -> None:
+    """Create or replace the views `<stage>` (records), `<stage>_drops`, and `extra` {view: glob in folder}."""
+    statements = [
+        f"CREATE OR REPLACE VIEW \"{view}\" AS SELECT * FROM read_parquet('{folder / glob}')"
+        for view, glob in (extra or {}).items()
+    ]
     if any(folder.glob(RECORDS_GLOB)):
         records = folder / RECORDS_GLOB
         statements.append(f"CREATE OR REPLACE VIEW \"{stage}\" AS SELECT * FROM read_parquet('{records}')")

@@ -4,21 +4,15 @@ import dataclasses
 from pathlib import Path
 
 import pyarrow as pa
-import pytest
 
 from curation.config import load_params
 from curation.schema import RECORD_SCHEMA
 from tests.conftest import PARAMS
-from training.tokenizer import TokenizerParams, chars_per_token, train_bpe, training_texts
+from tests.training.conftest import CORPUS
+from training.tokenizer import TokenizerParams, chars_per_token, training_texts
 
 
 P = dataclasses.replace(load_params("tokenizer", TokenizerParams, PARAMS), vocab_size=512)
-CORPUS = [f"Revenue of company {i} rose {i % 17}.5% to ${1000 + i:,} million in fiscal 2023." for i in range(400)]
-
-
-@pytest.fixture(scope="module")
-def tokenizer():  # type: ignore[no-untyped-def]
-    return train_bpe(CORPUS, P)
 
 
 def test_digits_are_single_tokens_and_text_round_trips(tokenizer) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,192 @@
+"""Stage `pack`: tokenize the mixture and pack it into fixed-length rows, one table per curriculum group.
+
+CPT text is trained on fully (BOS + text + EOS); a conversation is rendered with the tokenizer's chat template and
+every token outside an assistant turn is masked out of the loss (label -100), using the template's
+`{% generation %}` markers, as trl's `assistant_only_loss` does. A CPT document longer than a row is split at token
+boundaries into row-sized chunks (the split is kept in each chunk's name, `<id>#<k>`); a conversation cannot be cut
+without losing its meaning, so one that does not fit a row is dropped as `pack.too_long`.
+
+Packing is trl's best-fit-decreasing (`trl.pack_dataset(strategy="bfd")`) over the whole group at once, which keeps
+document boundaries: each row stores `seq_lengths`, from which training derives per-document position ids and the
+block-diagonal attention mask that stops one packed document from attending to another. A per-token document index
+travels through the packer with the tokens, so every row names the records it holds.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from curation.config import load_params, params
+from curation.io import IOParams, read_records, register_views, stage_paths, write_drops, write_metrics
+from curation.progress import setup_logging, summary, track
+from curation.schema import CAPABILITY, DROP_SCHEMA, ID, KIND, MESSAGES, METADATA, TEXT, Kind, reason
+
+
+STAGE = "pack"
+IGNORE = -100  # label of a token that is not trained on (transformers' ignore_index)
+PACKED_SCHEMA = pa.schema(
+    [
+        ("input_ids", pa.list_(pa.int32())),
+        ("labels", pa.list_(pa.int32())),
+        ("seq_lengths", pa.list_(pa.int32())),
+        ("documents", pa.list_(pa.string())),
+        ("capabilities", pa.list_(pa.string())),
+    ]
+)
+
+
+@params
+class PackParams:
+    seq_len: int
+    groups: list[str]
+
+
+def tokenize_cpt(tokenizer: Any, text: str, seq_len: int) -> list[list[int]]:
+    """BOS + text + EOS, cut into chunks of at most `seq_len` tokens."""
+    ids = [tokenizer.bos_token_id, *tokenizer(text, add_special_tokens=False)["input_ids"], tokenizer.eos_token_id]
+    return [ids[i : i + seq_len] for i in range(0, len(ids), seq_len)]
+
+
+def tokenize_chat(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[list[int], list[int]]:
+    """Chat-template tokens and labels: the token where an assistant turn speaks, IGNORE elsewhere."""
+    out = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
+    ids = list(out["input_ids"])
+    return ids, [t if m else IGNORE for t, m in zip(ids, out["assistant_masks"], strict=True)]
+
+
+def tokenize(records: pa.Table, tokenizer: Any, seq_len: int) -> tuple[dict[str, list], list[tuple[int, str, str]]]:
+    """Token sequences (with labels, names and capabilities) and the records that cannot be trained on."""
+    seqs: dict[str, list] = {"input_ids": [], "labels": [], "name": [], "capability": []}
+    drops = []
+    rows = records.select([ID, KIND, CAPABILITY, TEXT, MESSAGES]).to_pylist()
+    for i, row in enumerate(track(rows, "tokenize")):
+        if row[KIND] == Kind.CPT:
+            chunks = tokenize_cpt(tokenizer, row[TEXT], seq_len)
+            for k, chunk in enumerate(chunks):
+                seqs["input_ids"].append(chunk)
+                seqs["labels"].append(chunk)
+                seqs["name"].append(row[ID] if len(chunks) == 1 else f"{row[ID]}#{k}")
+                seqs["capability"].append(row[CAPABILITY])
+            continue
+        ids, labels = tokenize_chat(tokenizer, row[MESSAGES])
+        if len(ids) > seq_len:
+            drops.append((i, "too_long", f"{len(ids):,} tokens do not fit a {seq_len:,}-token row"))
+        elif all(label == IGNORE for label in labels):
+            drops.append((i, "no_loss_tokens", "no assistant token to train on"))
+        else:
+            seqs["input_ids"].append(ids)
+            seqs["labels"].append(labels)
+            seqs["name"].append(row[ID])
+            seqs["capability"].append(row[CAPABILITY])
+    return seqs, drops
+
+
+def pack(seqs: dict[str, list], seq_len: int) -> pa.Table:
+    """Best-fit-decreasing packing with trl; returns rows with tokens, labels, seq_lengths and document names."""
+    from datasets import Dataset
+    from trl import pack_dataset
+
+    doc = [np.full(len(ids), i, dtype=np.int32) for i, ids in enumerate(seqs["input_ids"])]
+    table = pa.table(
+        {
+            "input_ids": pa.array(seqs["input_ids"], pa.list_(pa.int32())),
+            "labels": pa.array(seqs["labels"], pa.list_(pa.int32())),
+            "doc": pa.array(doc, pa.list_(pa.int32())),
+        }
+    )
+    batch = max(table.num_rows, 1)  # one batch: the best fit is searched over the whole group
+    packed = pack_dataset(Dataset(table), seq_len, strategy="bfd", map_kwargs={"batch_size": batch})
+    packed = packed.with_format("arrow")[:]
+    names, capabilities = np.array(seqs["name"], dtype=object), np.array(seqs["capability"], dtype=object)
+    documents, caps = [], []
+    for doc_ids, lengths in zip(packed["doc"].to_pylist(), packed["seq_lengths"].to_pylist(), strict=True):
+        starts = np.cumsum([0, *lengths[:-1]])
+        first = np.asarray(doc_ids)[starts]
+        documents.append(names[first].tolist())
+        caps.append(capabilities[first].tolist())
+    out = {
+        "input_ids": packed["input_ids"],
+        "labels": packed["labels"],
+        "seq_lengths": pc.cast(packed["seq_lengths"], pa.list_(pa.int32())),
+        "documents": pa.array(documents, pa.list_(pa.string())),
+        "capabilities": pa.array(caps, pa.list_(pa.string())),
+    }
+    return pa.table(out, schema=PACKED_SCHEMA)
+
+
+def group_metrics(rows: pa.Table, seq_len: int) -> dict[str, Any]:
+    """Rows, sequences (a split document counts once per chunk), tokens, and efficiency = tokens / (rows x seq_len)."""
+    lengths = pc.list_value_length(rows.column("input_ids")).to_numpy()
+    labels = pc.list_flatten(rows.column("labels")).to_numpy()
+    tokens_by_cap: Counter[str] = Counter()
+    for caps, lens in zip(
+        rows.column("capabilities").to_pylist(), rows.column("seq_lengths").to_pylist(), strict=True
+    ):
+        for cap, n in zip(caps, lens, strict=True):
+            tokens_by_cap[cap] += n
+    tokens = int(lengths.sum())
+    names = pc.list_flatten(rows.column("documents")).to_pylist()
+    return {
+        "rows": rows.num_rows,
+        "sequences": len(names),
+        "split_documents": len({n.split("#")[0] for n in names if "#" in n}),
+        "tokens": tokens,
+        "loss_tokens": int((labels != IGNORE).sum()),
+        "efficiency": round(tokens / (rows.num_rows * seq_len), 4) if rows.num_rows else None,
+        "tokens_by_capability": dict(sorted(tokens_by_cap.items())),
+    }
+
+
+def group_of(table: pa.Table) -> list[str]:
+    return [json.loads(m)["mixture"]["group"] for m in table.column(METADATA).to_pylist()]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    from transformers import AutoTokenizer
+
+    paths = stage_paths(argv, __doc__)
+    p = load_params(STAGE, PackParams, paths.params)
+    io = load_params("io", IOParams, paths.params)
+    start = time.perf_counter()
+    mixture_dir, tokenizer_dir = paths.inputs
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    records = read_records([mixture_dir])
+    groups = np.array(group_of(records))
+    paths.output.mkdir(parents=True, exist_ok=True)
+    metrics: dict[str, Any] = {"in": 0, "kept": 0, "dropped": Counter(), "seq_len": p.seq_len, "groups": {}}
+    drops = []
+    for group in p.groups:
+        part = records.filter(pa.array(groups == group))
+        seqs, dropped = tokenize(part, tokenizer, p.seq_len)
+        rows = pack(seqs, p.seq_len)
+        pq.write_table(rows, paths.output / f"rows-{group}.parquet", compression=io.compression)
+        for i, failure, detail in dropped:
+            drop = part.slice(i, 1).to_pylist()[0]
+            drops.append({**drop, "reason": reason(STAGE, failure), "detail": detail})
+        metrics["groups"][group] = group_metrics(rows, p.seq_len)
+        metrics["in"] += part.num_rows
+        metrics["kept"] += part.num_rows - len(dropped)
+        metrics["dropped"].update(reason(STAGE, f) for _, f, _ in dropped)
+    total = sum(g["tokens"] for g in metrics["groups"].values())
+    rows_total = sum(g["rows"] for g in metrics["groups"].values())
+    metrics["efficiency"] = round(total / (rows_total * p.seq_len), 4) if rows_total else None
+    metrics["dropped"] = dict(metrics["dropped"])
+    write_drops(pa.Table.from_pylist(drops, schema=DROP_SCHEMA), paths.output, io)
+    write_metrics(metrics, paths.metrics)
+    register_views(Path(io.catalog), STAGE, paths.output, extra={"pack_rows": "rows-*.parquet"})
+    summary(STAGE, metrics["in"], metrics["kept"], metrics["dropped"], time.perf_counter() - start)
+
+
+if __name__ == "__main__":
+    setup_logging()
+    main()
