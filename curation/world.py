@@ -99,7 +99,7 @@ GROUND_TRUTH_KEYS = (
     "world_id",
     "is_finance",
     "is_spam",
-    "language",
+    "true_language",
     "is_duplicate_of",
     "duplicate_type",
     "near_dup_jaccard",
@@ -3772,7 +3772,7 @@ def _meta(world_id: str, *, is_finance: bool, language: str = "en", **extra: Any
         "world_id": world_id,
         "is_finance": is_finance,
         "is_spam": False,
-        "language": language,
+        "true_language": language,  # not "language": the language stage writes its verdict there
         "is_duplicate_of": None,
         "duplicate_type": None,
         "near_dup_jaccard": None,
@@ -3889,7 +3889,7 @@ def _add_other_documents(p: WorldParams, companies: Sequence[Company], w: _World
 def _copy_row(w: _World, source: str, original: dict[str, Any], text: str, **truth: Any) -> dict[str, Any]:
     meta = {k: v for k, v in original["metadata"].items() if k not in GROUND_TRUTH_KEYS}
     base = original["metadata"]
-    return w.cpt(source, text, is_finance=base["is_finance"], language=base["language"], **meta, **truth)
+    return w.cpt(source, text, is_finance=base["is_finance"], language=base["true_language"], **meta, **truth)
 
 
 def _plant_copies(p: WorldParams, w: _World) -> set[str]:
@@ -3897,7 +3897,7 @@ def _plant_copies(p: WorldParams, w: _World) -> set[str]:
     filings (in `filings`); returns the world_ids of every document in such a relation."""
     rng = _rng(p.seed, "duplicates")
     pool = [(s, r) for s in ("filings", "news", "calls", "glossary", "web") for r in w.rows[s]
-            if r["metadata"]["is_finance"] and r["metadata"]["language"] == "en"]  # fmt: skip
+            if r["metadata"]["is_finance"] and r["metadata"]["true_language"] == "en"]  # fmt: skip
     rng.shuffle(pool)
     n_exact, n_near = round(p.exact_dup_rate * len(pool)), round(p.near_dup_rate * len(pool))
     involved: set[str] = set()
@@ -4125,7 +4125,7 @@ def manifest(rows_by_source: Mapping[str, Sequence[Mapping[str, Any]]], p: World
         if source in CPT_SOURCES:
             for m in metas:
                 labels["finance" if m["is_finance"] else "non_finance"] += 1
-                labels[f"language_{m['language']}"] += 1
+                labels[f"language_{m['true_language']}"] += 1
                 labels["spam"] += m["is_spam"]
                 labels["mojibake"] += m["mojibake"]
                 labels["boilerplate"] += bool(m["boilerplate_lines"])

@@ -215,7 +215,7 @@ def test_counts_match_params(rows: Rows, params: WorldParams) -> None:
     assert len(originals("web", "spam")) == p.n_spam
     assert sum(bool(r["metadata"]["leaked_from"]) for r in rows["web"]) == p.n_leaked_cpt
     pool = [
-        r for r in unplanted_finance(rows) if r["metadata"]["language"] == "en" and r["metadata"]["doc_type"] != "leak"
+        r for r in unplanted_finance(rows) if r["metadata"]["true_language"] == "en" and r["metadata"]["doc_type"] != "leak"
     ]
     kinds = Counter(r["metadata"]["duplicate_type"] for r in cpt_rows(rows))
     assert kinds["exact"] == round(p.exact_dup_rate * len(pool)) > 0
@@ -250,7 +250,7 @@ def test_every_row_carries_ground_truth_and_the_right_shape(rows: Rows) -> None:
             assert m["world_id"].split("/")[0] == source
             assert isinstance(m["is_finance"], bool) and isinstance(m["is_spam"], bool)
             assert isinstance(m["mojibake"], bool) and isinstance(m["boilerplate_lines"], list)
-            assert m["language"] in ("en", "de", "fr", "es")
+            assert m["true_language"] in ("en", "de", "fr", "es")
             assert m["duplicate_type"] in (None, "exact", "near")
             assert (m["duplicate_type"] is None) == (m["is_duplicate_of"] is None)
             assert (m["duplicate_type"] == "near") == (m["near_dup_jaccard"] is not None)
@@ -267,7 +267,7 @@ def test_every_row_carries_ground_truth_and_the_right_shape(rows: Rows) -> None:
                 assert m["group"] in ("similar", "novel") and m["mode"] in ("direct", "cot") and m["task"]
     spam = [r for r in rows["web"] if r["metadata"]["is_spam"]]
     assert spam and not any(r["metadata"]["is_finance"] for r in spam)
-    assert {r["metadata"]["language"] for r in rows["web"]} == {"en", "de", "fr", "es"}
+    assert {r["metadata"]["true_language"] for r in rows["web"]} == {"en", "de", "fr", "es"}
     assert not any(r["metadata"]["is_finance"] for r in rows["general"])
 
 
