@@ -43,6 +43,7 @@ class StagePaths:
     output: Path
     metrics: Path
     params: Path
+    plots: Path | None
 
 
 def stage_paths(argv: Sequence[str] | None, description: str) -> StagePaths:
@@ -52,8 +53,9 @@ def stage_paths(argv: Sequence[str] | None, description: str) -> StagePaths:
     parser.add_argument("--output", type=Path, required=True, help="folder for this stage's records and drops")
     parser.add_argument("--metrics", type=Path, required=True, help="metrics JSON for `dvc metrics show`")
     parser.add_argument("--params", type=Path, default=Path(PARAMS_FILE), help="params file (default: %(default)s)")
+    parser.add_argument("--plots", type=Path, help="folder for plot data declared under `plots:` in dvc.yaml")
     args = parser.parse_args(argv)
-    return StagePaths(inputs=args.input, output=args.output, metrics=args.metrics, params=args.params)
+    return StagePaths(args.input, args.output, args.metrics, args.params, args.plots)
 
 
 def _atomic_write_table(table: pa.Table, path: Path, compression: str) -> None:

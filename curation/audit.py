@@ -1,0 +1,300 @@
+"""Stage `audit`: what curation and the mixture did, per stage, capability, source and kind, checked and plotted.
+
+The audit reads every stage folder it is given through DuckDB, which reads only the columns a query names: the
+`text` and `messages` columns are never touched, so an audit over millions of records costs metadata, not text.
+It checks the books across the chain (every record that entered a stage is kept or dropped by it, exactly once;
+for the mixture, through `metadata.mixture.original_id`) and fails the stage, naming the records, if they do not
+balance. It writes a Markdown report, PNG plots, CSV plot data for `dvc plots`, and metrics for `dvc metrics`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from curation.config import load_params, params
+from curation.io import DROPS_FILE, RECORDS_GLOB, stage_paths, write_metrics
+from curation.progress import setup_logging
+
+
+log = logging.getLogger(__name__)
+STAGE = "audit"
+MIXTURE, PACK = "mixture", "pack"
+# whitespace words of a record: its text, or all turns of its conversation
+WORDS = (
+    "(coalesce(len(string_split(text, ' ')), 0) + coalesce(len(string_split(array_to_string("
+    "list_transform(messages, lambda m: m.content), ' '), ' ')), 0))"
+)
+
+
+@params
+class AuditParams:
+    histogram_bins: int
+    show_examples: int
+
+
+class AccountingError(RuntimeError):
+    """Records were lost or double-counted between two stages."""
+
+
+def connect(folders: Sequence[Path]) -> tuple[duckdb.DuckDBPyConnection, list[str]]:
+    """An in-memory DuckDB with views `<stage>` and `<stage>_drops` for each stage folder (named after the folder)."""
+    con = duckdb.connect()
+    stages = []
+    for folder in folders:
+        name = folder.name
+        if any(folder.glob(RECORDS_GLOB)):
+            con.execute(f"CREATE VIEW \"{name}\" AS SELECT * FROM read_parquet('{folder / RECORDS_GLOB}')")
+            stages.append(name)
+        if (folder / DROPS_FILE).exists():
+            con.execute(f"CREATE VIEW \"{name}_drops\" AS SELECT * FROM read_parquet('{folder / DROPS_FILE}')")
+        if any(folder.glob("rows-*.parquet")):
+            rows = folder / "rows-*.parquet"
+            con.execute(f"CREATE VIEW \"{name}_rows\" AS SELECT * FROM read_parquet('{rows}', filename = true)")
+    return con, stages
+
+
+def frame(con: duckdb.DuckDBPyConnection, sql: str) -> pl.DataFrame:
+    return pl.from_arrow(con.sql(sql).to_arrow_table())
+
+
+def check_accounting(con: duckdb.DuckDBPyConnection, stages: Sequence[str], examples: int) -> dict[str, Any]:
+    """For each stage after the first: input ids = kept ids + dropped ids, with nothing in both or missing."""
+    report = {}
+    problems = []
+    for before, after in itertools.pairwise(stages):
+        kept = (
+            f"SELECT metadata->>'$.mixture.original_id' AS id FROM {after} "
+            "WHERE metadata->>'$.mixture.group' != 'preference'"
+            if after == MIXTURE
+            else f"SELECT id FROM {after}"
+        )
+        checks = {
+            "missing": f"SELECT id FROM {before} EXCEPT ({kept} UNION SELECT id FROM {after}_drops)",
+            "unknown": f"({kept} UNION SELECT id FROM {after}_drops) EXCEPT SELECT id FROM {before}",
+            "kept_and_dropped": f"({kept}) INTERSECT SELECT id FROM {after}_drops",
+        }
+        found = {
+            k: [r[0] for r in con.execute(f"{q} ORDER BY 1 LIMIT {examples}").fetchall()] for k, q in checks.items()
+        }
+        report[after] = {k: len(v) for k, v in found.items()}
+        problems += [f"{after}: {k} e.g. {', '.join(map(str, v))}" for k, v in found.items() if v]
+    if problems:
+        raise AccountingError("accounting broken between stages:\n  " + "\n  ".join(problems))
+    return report
+
+
+def funnel(con: duckdb.DuckDBPyConnection, stages: Sequence[str]) -> pl.DataFrame:
+    """Per stage and capability: kept records and words, and dropped records by reason (mixture: preference prompts
+    are their own outcome, not training records)."""
+    parts = []
+    for stage in stages:
+        kept = "'kept'"
+        if stage == MIXTURE:
+            kept = "CASE WHEN metadata->>'$.mixture.group' = 'preference' THEN 'preference' ELSE 'kept' END"
+        parts.append(
+            f"SELECT '{stage}' AS stage, capability, kind, {kept} AS outcome, "
+            f"count(*) AS records, sum({WORDS})::BIGINT AS words FROM {stage} GROUP BY ALL"
+        )
+        parts.append(
+            f"SELECT '{stage}' AS stage, capability, kind, reason AS outcome, count(*) AS records, "
+            f"sum({WORDS})::BIGINT AS words FROM {stage}_drops GROUP BY ALL"
+        )
+    order = {s: i for i, s in enumerate(stages)}
+    result = frame(con, " UNION ALL ".join(parts))
+    return result.with_columns(order=pl.col("stage").replace_strict(order)).sort("order", "capability", "outcome")
+
+
+def mixture_shares(con: duckdb.DuckDBPyConnection, has_pack: bool) -> pl.DataFrame:
+    """Per training group and capability: CPT and IT records, words, tokens when packed, and shares of the group."""
+    shares = frame(
+        con,
+        "SELECT metadata->>'$.mixture.group' AS \"group\", capability, "
+        "count(*) FILTER (kind = 'cpt') AS cpt_records, count(*) FILTER (kind != 'cpt') AS it_records, "
+        f"sum({WORDS})::BIGINT AS words FROM mixture WHERE metadata->>'$.mixture.group' != 'preference' GROUP BY ALL",
+    )
+    size = "words"
+    if has_pack:
+        tokens = frame(
+            con,
+            "SELECT regexp_extract(filename, 'rows-(.*)[.]parquet', 1) AS \"group\", capability, "
+            "sum(n)::BIGINT AS tokens FROM (SELECT filename, unnest(capabilities) AS capability, "
+            "unnest(seq_lengths) AS n FROM pack_rows) GROUP BY ALL",
+        )
+        shares = shares.join(tokens, on=["group", "capability"], how="left")
+        size = "tokens"
+    share = (pl.col(size) / pl.col(size).sum().over("group")).round(4)
+    return shares.with_columns(share=share).sort("group", "capability")
+
+
+def score_columns(con: duckdb.DuckDBPyConnection, stage: str) -> pl.DataFrame:
+    """Language and domain scores of every record the last curation stage saw (kept and dropped), by source."""
+    parts = [
+        f"SELECT source, try_cast(metadata->>'$.language.score' AS DOUBLE) AS language_score, "
+        f"try_cast(metadata->>'$.domain.score' AS DOUBLE) AS domain_score, '{outcome}' AS outcome FROM {view}"
+        for view, outcome in ((stage, "kept"), (f"{stage}_drops", "dropped"))
+    ]
+    return frame(con, " UNION ALL ".join(parts))
+
+
+def duplicate_clusters(con: duckdb.DuckDBPyConnection, stage: str) -> pl.DataFrame:
+    """How many near-duplicate clusters of each size the dedup stage found."""
+    sql = (
+        "SELECT size, count(*) AS clusters FROM (SELECT metadata->>'$.dedup.cluster' AS c, count(*) AS size FROM "
+        f"(SELECT metadata FROM {stage} UNION ALL SELECT metadata FROM {stage}_drops) "
+        "WHERE metadata->>'$.dedup.cluster' IS NOT NULL GROUP BY 1) GROUP BY 1 ORDER BY 1"
+    )
+    return frame(con, sql)
+
+
+def contamination(con: duckdb.DuckDBPyConnection, stage: str) -> pl.DataFrame:
+    """Training records the decontamination stage dropped or cut, per benchmark it found in them."""
+    sql = (
+        "SELECT benchmark, count(*) FILTER (outcome = 'dropped') AS dropped, "
+        "count(*) FILTER (outcome = 'kept') AS cut "
+        "FROM (SELECT unnest(from_json(metadata->'$.decontam.benchmarks', '[\"VARCHAR\"]')) AS benchmark, outcome "
+        f"FROM (SELECT metadata, 'kept' AS outcome FROM {stage} UNION ALL "
+        f"SELECT metadata, 'dropped' AS outcome FROM {stage}_drops)) GROUP BY 1 ORDER BY 1"
+    )
+    return frame(con, sql)
+
+
+def plot(funnel_frame: pl.DataFrame, shares: pl.DataFrame, scores: pl.DataFrame, bins: int, folder: Path) -> None:
+    """funnel.png (records kept per stage and capability), mixture.png (group composition), scores.png."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kept = (
+        funnel_frame.filter(pl.col("outcome") == "kept")
+        .group_by("order", "stage", "capability")
+        .agg(pl.col("records").sum())
+    )
+    pivot = kept.sort("order").pivot("capability", index="stage", values="records").fill_null(0)
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    bottom = None
+    for cap in [c for c in pivot.columns if c != "stage"]:
+        ax.bar(pivot["stage"], pivot[cap], bottom=bottom, label=cap)
+        bottom = pivot[cap] if bottom is None else bottom + pivot[cap]
+    ax.set(title="Records kept after each stage, by capability", ylabel="records")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(folder / "funnel.png", dpi=120)
+    plt.close(fig)
+
+    if shares.height:
+        groups = shares["group"].unique(maintain_order=True).to_list()
+        fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 3.5), squeeze=False)
+        for ax, group in zip(axes[0], groups, strict=True):
+            part = shares.filter(pl.col("group") == group)
+            ax.pie(part["share"], labels=part["capability"], autopct="%1.0f%%", textprops={"fontsize": 8})
+            ax.set_title(f"mixture '{group}'")
+        fig.tight_layout()
+        fig.savefig(folder / "mixture.png", dpi=120)
+        plt.close(fig)
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    for ax, column in zip(axes, ("language_score", "domain_score"), strict=True):
+        for outcome in ("kept", "dropped"):
+            values = scores.filter(pl.col("outcome") == outcome)[column].drop_nulls().to_numpy()
+            if len(values):
+                ax.hist(values, bins=bins, range=(0, 1), alpha=0.6, label=outcome)
+        ax.set(title=column.replace("_", " "), xlabel="score", ylabel="records")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(folder / "scores.png", dpi=120)
+    plt.close(fig)
+
+
+def markdown(title: str, table: pl.DataFrame) -> str:
+    """A Markdown table (GitHub style) with a heading."""
+    if not table.height:
+        return f"## {title}\n\n(none)\n"
+    header = "| " + " | ".join(table.columns) + " |\n|" + "---|" * len(table.columns) + "\n"
+    body = "".join(
+        "| " + " | ".join("" if v is None else f"{v:,}" if isinstance(v, int) else str(v) for v in row) + " |\n"
+        for row in table.iter_rows()
+    )
+    return f"## {title}\n\n{header}{body}"
+
+
+def run(folders: Sequence[Path], p: AuditParams) -> tuple[dict[str, Any], dict[str, pl.DataFrame]]:
+    """Every audit table and the metrics; raises AccountingError if the books do not balance."""
+    con, stages = connect(folders)
+    curation = [s for s in stages if s not in (MIXTURE, PACK)]
+    accounting = check_accounting(con, [s for s in stages if s != PACK], p.show_examples)
+    tables = {"funnel": funnel(con, stages)}
+    last = curation[-1]
+    has_views = {name for (name,) in con.execute("SELECT view_name FROM duckdb_views()").fetchall()}
+    tables["scores"] = score_columns(con, last)
+    if MIXTURE in stages:
+        tables["mixture"] = mixture_shares(con, "pack_rows" in has_views)
+    if "dedup" in stages:
+        tables["duplicate_clusters"] = duplicate_clusters(con, "dedup")
+    if "decontam" in stages:
+        tables["contamination"] = contamination(con, "decontam")
+    by_stage = tables["funnel"].group_by("order", "stage", "outcome").agg(pl.col("records").sum()).sort("order")
+    metrics: dict[str, Any] = {"accounting": accounting, "stages": {}}
+    for (stage,), part in by_stage.partition_by("stage", as_dict=True, maintain_order=True).items():
+        counts = dict(part.select("outcome", "records").iter_rows())
+        kept, preference = counts.pop("kept", 0), counts.pop("preference", None)
+        metrics["stages"][stage] = {"kept": kept, "dropped": sum(counts.values()), "by_reason": counts}
+        if preference is not None:
+            metrics["stages"][stage]["preference_prompts"] = preference
+    if "mixture" in tables:
+        metrics["mixture_share"] = {
+            g: dict(part.select("capability", "share").iter_rows())
+            for (g,), part in tables["mixture"].partition_by("group", as_dict=True, maintain_order=True).items()
+        }
+    return metrics, tables
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    paths = stage_paths(argv, __doc__)
+    p = load_params(STAGE, AuditParams, paths.params)
+    start = time.perf_counter()
+    metrics, tables = run(paths.inputs, p)
+    paths.output.mkdir(parents=True, exist_ok=True)
+    plot(tables["funnel"], tables.get("mixture", pl.DataFrame()), tables["scores"], p.histogram_bins, paths.output)
+    funnel_table = tables["funnel"].drop("order")
+    sections = [markdown("Funnel: records and words per stage, capability, kind and outcome", funnel_table)]
+    sections += [
+        markdown(name.replace("_", " ").capitalize(), t)
+        for name, t in tables.items()
+        if name not in ("funnel", "scores")
+    ]
+    report = (
+        "# Curation and mixture audit\n\n![funnel](funnel.png)\n![mixture](mixture.png)\n![scores](scores.png)\n\n"
+    )
+    (paths.output / "report.md").write_text(report + "\n".join(sections), encoding="utf-8")
+    if paths.plots is not None:
+        paths.plots.mkdir(parents=True, exist_ok=True)
+        kept = (
+            funnel_table.filter(pl.col("outcome") == "kept")
+            .group_by("stage", maintain_order=True)
+            .agg(pl.col("records").sum())
+        )
+        kept.write_csv(paths.plots / "audit_funnel.csv")
+        if "mixture" in tables:
+            tables["mixture"].select("group", "capability", "share").write_csv(paths.plots / "audit_mixture.csv")
+    write_metrics(metrics, paths.metrics)
+    log.info(
+        "audit: %d stages balance; report in %s (%.1f s)",
+        len(metrics["stages"]),
+        paths.output,
+        time.perf_counter() - start,
+    )
+
+
+if __name__ == "__main__":
+    setup_logging()
+    main()
