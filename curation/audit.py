@@ -27,11 +27,6 @@ from curation.progress import setup_logging
 log = logging.getLogger(__name__)
 STAGE = "audit"
 MIXTURE, PACK = "mixture", "pack"
-# whitespace words of a record: its text, or all turns of its conversation
-WORDS = (
-    "(coalesce(len(string_split(text, ' ')), 0) + coalesce(len(string_split(array_to_string("
-    "list_transform(messages, lambda m: m.content), ' '), ' ')), 0))"
-)
 
 
 @params
@@ -92,35 +87,38 @@ def check_accounting(con: duckdb.DuckDBPyConnection, stages: Sequence[str], exam
 
 
 def funnel(con: duckdb.DuckDBPyConnection, stages: Sequence[str]) -> pl.DataFrame:
-    """Per stage and capability: kept records and words, and dropped records by reason (mixture: preference prompts
-    are their own outcome, not training records)."""
+    """Records per stage, source, capability, kind and outcome (`kept` or the drop reason); mixture preference
+    prompts are their own outcome, not training records."""
     parts = []
     for stage in stages:
         kept = "'kept'"
         if stage == MIXTURE:
             kept = "CASE WHEN metadata->>'$.mixture.group' = 'preference' THEN 'preference' ELSE 'kept' END"
         parts.append(
-            f"SELECT '{stage}' AS stage, capability, kind, {kept} AS outcome, "
-            f"count(*) AS records, sum({WORDS})::BIGINT AS words FROM {stage} GROUP BY ALL"
+            f"SELECT '{stage}' AS stage, source, capability, kind, {kept} AS outcome, count(*) AS records "
+            f"FROM {stage} GROUP BY ALL"
         )
         parts.append(
-            f"SELECT '{stage}' AS stage, capability, kind, reason AS outcome, count(*) AS records, "
-            f"sum({WORDS})::BIGINT AS words FROM {stage}_drops GROUP BY ALL"
+            f"SELECT '{stage}' AS stage, source, capability, kind, reason AS outcome, count(*) AS records "
+            f"FROM {stage}_drops GROUP BY ALL"
         )
     order = {s: i for i, s in enumerate(stages)}
     result = frame(con, " UNION ALL ".join(parts))
-    return result.with_columns(order=pl.col("stage").replace_strict(order)).sort("order", "capability", "outcome")
+    return result.with_columns(order=pl.col("stage").replace_strict(order)).sort(
+        "order", "source", "capability", "kind", "outcome"
+    )
 
 
 def mixture_shares(con: duckdb.DuckDBPyConnection, has_pack: bool) -> pl.DataFrame:
-    """Per training group and capability: CPT and IT records, words, tokens when packed, and shares of the group."""
+    """Per training group and capability: CPT and IT records, packed tokens, and the share of the group (by tokens
+    once packed, else by records)."""
     shares = frame(
         con,
         "SELECT metadata->>'$.mixture.group' AS \"group\", capability, "
-        "count(*) FILTER (kind = 'cpt') AS cpt_records, count(*) FILTER (kind != 'cpt') AS it_records, "
-        f"sum({WORDS})::BIGINT AS words FROM mixture WHERE metadata->>'$.mixture.group' != 'preference' GROUP BY ALL",
-    )
-    size = "words"
+        "count(*) FILTER (kind = 'cpt') AS cpt_records, count(*) FILTER (kind != 'cpt') AS it_records "
+        "FROM mixture WHERE metadata->>'$.mixture.group' != 'preference' GROUP BY ALL",
+    ).with_columns(records=pl.col("cpt_records") + pl.col("it_records"))
+    size = "records"
     if has_pack:
         tokens = frame(
             con,
@@ -131,7 +129,7 @@ def mixture_shares(con: duckdb.DuckDBPyConnection, has_pack: bool) -> pl.DataFra
         shares = shares.join(tokens, on=["group", "capability"], how="left")
         size = "tokens"
     share = (pl.col(size) / pl.col(size).sum().over("group")).round(4)
-    return shares.with_columns(share=share).sort("group", "capability")
+    return shares.with_columns(share=share).drop("records").sort("group", "capability")
 
 
 def score_columns(con: duckdb.DuckDBPyConnection, stage: str) -> pl.DataFrame:
@@ -266,7 +264,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     paths.output.mkdir(parents=True, exist_ok=True)
     plot(tables["funnel"], tables.get("mixture", pl.DataFrame()), tables["scores"], p.histogram_bins, paths.output)
     funnel_table = tables["funnel"].drop("order")
-    sections = [markdown("Funnel: records and words per stage, capability, kind and outcome", funnel_table)]
+    by = {
+        "capability": funnel_table.group_by("stage", "capability", "kind", "outcome", maintain_order=True),
+        "source": funnel_table.group_by("stage", "source", "outcome", maintain_order=True),
+    }
+    sections = [markdown(f"Funnel by {k}", g.agg(pl.col("records").sum())) for k, g in by.items()]
     sections += [
         markdown(name.replace("_", " ").capitalize(), t)
         for name, t in tables.items()
