@@ -61,28 +61,35 @@ def frame(con: duckdb.DuckDBPyConnection, sql: str) -> pl.DataFrame:
 
 
 def check_accounting(con: duckdb.DuckDBPyConnection, stages: Sequence[str], examples: int) -> dict[str, Any]:
-    """For each stage after the first: input ids = kept ids + dropped ids, with nothing in both or missing."""
+    """For each stage after the first: every input id is kept or dropped exactly once, and nothing else comes out.
+
+    One full join of input ids against output id counts finds the three ways the books break: an input id that
+    came out nowhere (`missing`), one that came out twice (kept and dropped, say: `twice`), and an output id that
+    never went in (`unknown`).
+    """
     report = {}
     problems = []
     for before, after in itertools.pairwise(stages):
         kept = (
             f"SELECT metadata->>'$.mixture.original_id' AS id FROM {after} "
-            "WHERE metadata->>'$.mixture.group' != 'preference'"
+            "WHERE metadata->>'$.mixture.group' != 'preference' AND (metadata->>'$.mixture.copy')::INT = 0"
             if after == MIXTURE
             else f"SELECT id FROM {after}"
         )
-        checks = {
-            "missing": f"SELECT id FROM {before} EXCEPT ({kept} UNION SELECT id FROM {after}_drops)",
-            "unknown": f"({kept} UNION SELECT id FROM {after}_drops) EXCEPT SELECT id FROM {before}",
-            "kept_and_dropped": f"({kept}) INTERSECT SELECT id FROM {after}_drops",
-        }
-        found = {
-            k: [r[0] for r in con.execute(f"{q} ORDER BY 1 LIMIT {examples}").fetchall()] for k, q in checks.items()
-        }
-        report[after] = {k: len(v) for k, v in found.items()}
-        problems += [f"{after}: {k} e.g. {', '.join(map(str, v))}" for k, v in found.items() if v]
+        sql = (
+            "SELECT CASE WHEN i.id IS NULL THEN 'unknown' WHEN o.n IS NULL THEN 'missing' ELSE 'twice' END "
+            "AS problem, "
+            f"coalesce(i.id, o.id) AS id FROM (SELECT id FROM {before}) i FULL JOIN "
+            f"(SELECT id, count(*) AS n FROM ({kept} UNION ALL SELECT id FROM {after}_drops) GROUP BY id) o "
+            "ON i.id = o.id WHERE i.id IS NULL OR o.n IS NULL OR o.n > 1"
+        )
+        bad = frame(con, sql)
+        counts = dict(bad.group_by("problem").len().iter_rows())
+        report[after] = {k: counts.get(k, 0) for k in ("missing", "twice", "unknown")}
+        for (problem,), part in bad.sort("id").partition_by("problem", as_dict=True).items():
+            problems.append(f"{after}: {problem} {part.height:,}, e.g. {', '.join(part['id'].head(examples))}")
     if problems:
-        raise AccountingError("accounting broken between stages:\n  " + "\n  ".join(problems))
+        raise AccountingError("accounting broken between stages:\n  " + "\n  ".join(sorted(problems)))
     return report
 
 
@@ -134,9 +141,10 @@ def mixture_shares(con: duckdb.DuckDBPyConnection, has_pack: bool) -> pl.DataFra
 
 def score_columns(con: duckdb.DuckDBPyConnection, stage: str) -> pl.DataFrame:
     """Language and domain scores of every record the last curation stage saw (kept and dropped), by source."""
+    paths = "['$.language.score', '$.domain.score']"  # one JSON parse per record for both scores
     parts = [
-        f"SELECT source, try_cast(metadata->>'$.language.score' AS DOUBLE) AS language_score, "
-        f"try_cast(metadata->>'$.domain.score' AS DOUBLE) AS domain_score, '{outcome}' AS outcome FROM {view}"
+        f"SELECT source, s[1]::DOUBLE AS language_score, s[2]::DOUBLE AS domain_score, '{outcome}' AS outcome "
+        f"FROM (SELECT source, json_extract_string(metadata, {paths}) AS s FROM {view})"
         for view, outcome in ((stage, "kept"), (f"{stage}_drops", "dropped"))
     ]
     return frame(con, " UNION ALL ".join(parts))

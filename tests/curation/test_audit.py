@@ -39,7 +39,7 @@ def chain(tmp_path: Path, lose: bool = False) -> list[Path]:
 
 def test_books_balance_and_numbers_add_up(tmp_path: Path) -> None:
     metrics, tables = run(chain(tmp_path), P)
-    assert metrics["accounting"]["clean"] == {"missing": 0, "unknown": 0, "kept_and_dropped": 0}
+    assert metrics["accounting"]["clean"] == {"missing": 0, "twice": 0, "unknown": 0}
     assert metrics["stages"]["ingest"] == {"kept": 6, "dropped": 0, "by_reason": {}}
     assert metrics["stages"]["clean"] == {"kept": 5, "dropped": 1, "by_reason": {"clean.empty_after_cleaning": 1}}
     assert metrics["stages"]["mixture"]["kept"] == 4 and metrics["stages"]["mixture"]["preference_prompts"] == 1
@@ -51,7 +51,7 @@ def test_books_balance_and_numbers_add_up(tmp_path: Path) -> None:
 def test_a_lost_record_fails_the_audit_and_is_named(tmp_path: Path) -> None:
     folders = chain(tmp_path, lose=True)
     lost = make_record("doc 4", capability="tasks")["id"]
-    with pytest.raises(AccountingError, match=f"clean: missing e.g. {lost}"):
+    with pytest.raises(AccountingError, match=f"clean: missing 1, e.g. {lost}"):
         run(folders, P)
 
 
