@@ -52,8 +52,9 @@ def test_stage_paths_and_modules_are_declared(name: str) -> None:
     stage = STAGES[name]
     cmd, deps = stage["cmd"], declared(stage, "deps")
     module = re.search(r"python -m ([\w.]+)", cmd).group(1)
-    for path in re.findall(r"--(?:input|output|metrics|params) (\S+)", cmd):
-        assert path in deps | declared(stage, "outs") | declared(stage, "metrics"), f"{name}: {path} not declared"
+    known = deps | declared(stage, "outs") | declared(stage, "metrics") | declared(stage, "plots")
+    for path in re.findall(r"--(?:input|output|metrics|params|plots) (\S+)", cmd):
+        assert any(k == path or k.startswith(f"{path}/") for k in known), f"{name}: {path} not declared"
     needed = {str(module_file(m).relative_to(REPO)) for m in project_imports(module)}
     assert needed <= deps, f"{name}: add {sorted(needed - deps)} to its deps"
 
