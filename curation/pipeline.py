@@ -171,6 +171,8 @@ class Decide(BaseFilter):
 class Annotate(PipelineStep):
     """Writes `score(doc)` into the record metadata under the stage name (score first, decide second)."""
 
+    type = "📊 - SCORE"
+
     def __init__(self, stage: str, score: Callable[[Document], dict[str, Any]]) -> None:
         super().__init__()
         self.stage, self.score = stage, score
