@@ -128,3 +128,19 @@ def test_dvc_repro_end_to_end(tiny_project: Path, monkeypatch: pytest.MonkeyPatc
         assert con.execute(sql).fetchall() == [(TINY_WORLD["n_spam"],)]
         capabilities = {c for (c,) in con.execute("SELECT DISTINCT capability FROM ingest").fetchall()}
     assert capabilities == {"concepts", "tasks", "reasoning", "instruction_following", "general"}
+
+
+CURATION = ("world", "ingest", "clean", "language", "quality", "domain", "dedup", "decontam")
+
+
+def test_a_mixture_ratio_change_reruns_only_the_mixture_and_after(tiny_project: Path) -> None:
+    params = yaml.safe_load((tiny_project / "params.yaml").read_text())
+    params["mixture"]["cpt_to_it_ratio"] = 0.5
+    (tiny_project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    status = run(["dvc", "status", "--json"], tiny_project)
+    assert set(json.loads(status)) == {"mixture"}  # status names the changed stage; repro runs what depends on it
+    log = run(["dvc", "repro"], tiny_project)
+    ran = set(re.findall(r"Running stage '(\w+)'", log))
+    assert ran == {"mixture", "pack", "audit"} and not ran & set(CURATION)
+    metrics = json.loads((tiny_project / "data" / "metrics" / "mixture.json").read_text())
+    assert metrics["groups"]["foundation"]["cpt_to_it"] == pytest.approx(0.5, abs=0.1)
