@@ -19,11 +19,10 @@ from typing import Any
 import ftfy
 import pyarrow as pa
 from datatrove.data import Document
-from datatrove.pipeline.base import PipelineStep
 
 from curation.config import load_params, params
 from curation.io import IOParams, stage_paths
-from curation.pipeline import Decide, Drop, ExecutorParams, judged_text, run_stage
+from curation.pipeline import Decide, DocumentStep, Drop, ExecutorParams, judged_text, run_stage
 from curation.progress import setup_logging
 from curation.schema import ANSWER, CHOSEN, KIND, MESSAGES, METADATA, REJECTED, Kind
 from curation.truth import metadata_rows, truth_rate
@@ -70,7 +69,7 @@ class Cleaner:
         return Cleaned(cleaned, fixed_unicode, removed)
 
 
-class CleanStep(PipelineStep):
+class CleanStep(DocumentStep):
     """Cleans a record's text or each of its turns and records what changed in `metadata.clean`."""
 
     name = "clean: edit"
@@ -79,7 +78,7 @@ class CleanStep(PipelineStep):
         super().__init__()
         self.cleaner = Cleaner(p)
 
-    def clean_document(self, doc: Document) -> None:
+    def process(self, doc: Document) -> None:
         meta = doc.metadata
         before = len(doc.text)
         results = []
@@ -105,13 +104,6 @@ class CleanStep(PipelineStep):
             "chars_after": len(doc.text),
             "empty_part": any(not r.text for r in results),
         }
-
-    def run(self, data, rank: int = 0, world_size: int = 1):  # type: ignore[no-untyped-def]
-        for doc in data:
-            with self.track_time():
-                self.clean_document(doc)
-            self.stat_update("cleaned")
-            yield doc
 
 
 def decide(doc: Document) -> Drop | None:
@@ -149,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     io = load_params("io", IOParams, paths.params)
     executor = load_params("executor", ExecutorParams, paths.params)
     steps = [CleanStep(p), Decide(STAGE, decide, paths.output, io)]
-    run_stage(STAGE, steps, paths.inputs, paths.output, paths.metrics, io, executor, truth_metrics)
+    run_stage(STAGE, steps, paths, io, executor, truth_metrics)
 
 
 if __name__ == "__main__":

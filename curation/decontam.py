@@ -53,7 +53,7 @@ from datatrove.pipeline.base import PipelineStep
 
 from curation.config import ConfigError, load_params, params
 from curation.io import RECORDS_GLOB, IOParams, stage_paths, write_metrics
-from curation.pipeline import Decide, Drop, ExecutorParams, run_stage
+from curation.pipeline import Decide, DocumentStep, Drop, ExecutorParams, run_stage
 from curation.progress import setup_logging
 from curation.schema import (
     ANSWER,
@@ -351,7 +351,7 @@ def decontam_metadata(scan: Scan, index: EvalIndex, removed_chars: int) -> dict[
     }
 
 
-class DecontamScore(PipelineStep):
+class DecontamScore(DocumentStep):
     """Scores every training record against the eval index into `metadata.decontam` (eval items are skipped)."""
 
     name = "decontam: score"
@@ -360,7 +360,7 @@ class DecontamScore(PipelineStep):
         super().__init__()
         self.index, self.p = index, p
 
-    def score(self, doc: Document) -> None:
+    def process(self, doc: Document) -> None:
         meta = doc.metadata
         if meta[SPLIT] == Split.EVAL or meta[SOURCE] in self.p.extra_eval_sources:
             return
@@ -373,13 +373,6 @@ class DecontamScore(PipelineStep):
             scan = scan_conversation(user_turns(meta[MESSAGES]), doc.text, self.index)
             removed = 0
         meta[METADATA][STAGE] = decontam_metadata(scan, self.index, removed)
-
-    def run(self, data, rank: int = 0, world_size: int = 1):  # type: ignore[no-untyped-def]
-        for doc in data:
-            with self.track_time():
-                self.score(doc)
-            self.stat_update("scored")
-            yield doc
 
 
 def describe(found: Mapping[str, Any], limit: int = 5) -> str:
@@ -602,7 +595,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     index = build_index(items, p)
     steps = [DecontamScore(index, p), Decide(STAGE, partial(decide, p=p), paths.output, io), ApplyCuts()]
     metrics = partial(report, index=index, p=p, output=paths.output)
-    run_stage(STAGE, steps, paths.inputs, paths.output, paths.metrics, io, executor, metrics)
+    run_stage(STAGE, steps, paths, io, executor, metrics)
 
 
 if __name__ == "__main__":

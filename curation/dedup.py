@@ -464,7 +464,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         Decide(STAGE, functools.partial(decide, p.threshold), paths.output, io),
     ]
     extra = functools.partial(metrics, result.summary)
-    run_stage(STAGE, steps, paths.inputs, paths.output, paths.metrics, io, executor, extra)
+    run_stage(STAGE, steps, paths, io, executor, extra)
 
 
 if __name__ == "__main__":

@@ -260,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             Decide(STAGE, functools.partial(decide, apply_to=apply_to, threshold=threshold), paths.output, io),
         ]
         metrics = functools.partial(truth_metrics, apply_to=apply_to, known=known)
-        run_stage(STAGE, steps, paths.inputs, paths.output, paths.metrics, io, executor, metrics)
+        run_stage(STAGE, steps, paths, io, executor, metrics)
         shutil.move(model_path, paths.output / MODEL_FILE)
 
 

@@ -26,8 +26,8 @@ from typing import Any, Literal
 import pyarrow as pa
 
 from curation.config import load_params, params
-from curation.io import IOParams, register_views, stage_paths, write_drops, write_metrics, write_records
-from curation.progress import setup_logging, summary, track
+from curation.io import IOParams, stage_paths, write_stage
+from curation.progress import setup_logging, track
 from curation.schema import (
     ANSWER,
     CHOSEN,
@@ -339,11 +339,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     io = load_params("io", IOParams, paths.params)
     start = time.perf_counter()
     table, rejects, metrics = run(ingest.sources)
-    write_records(table, paths.output, io)
-    write_drops(rejects, paths.output, io)
-    write_metrics(metrics, paths.metrics)
-    register_views(Path(io.catalog), STAGE, paths.output)
-    summary(STAGE, metrics["in"], metrics["kept"], metrics["dropped"], time.perf_counter() - start)
+    write_stage(STAGE, table, rejects, metrics, paths, io, start)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import os
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curation.config import PARAMS_FILE, params
+from curation.progress import summary
 from curation.schema import DROP_SCHEMA, ID, RECORD_SCHEMA
 
 
@@ -105,6 +107,23 @@ def write_metrics(metrics: Mapping[str, Any], path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     os.replace(tmp, path)
+
+
+def write_stage(
+    stage: str,
+    records: pa.Table,
+    drops: Sequence[Mapping[str, Any]] | pa.Table,
+    metrics: Mapping[str, Any],
+    paths: StagePaths,
+    io: IOParams,
+    started: float,
+) -> None:
+    """Everything a record stage leaves behind: shards, drops, metrics, catalog views and the summary line."""
+    write_records(records, paths.output, io)
+    write_drops(drops, paths.output, io)
+    write_metrics(metrics, paths.metrics)
+    register_views(Path(io.catalog), stage, paths.output)
+    summary(stage, metrics["in"], metrics["kept"], metrics["dropped"], time.perf_counter() - started)
 
 
 def register_views(catalog: Path, stage: str, folder: Path, extra: Mapping[str, str] | None = None) -> None:

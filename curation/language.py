@@ -23,11 +23,10 @@ from typing import Any
 
 import pyarrow as pa
 from datatrove.data import Document
-from datatrove.pipeline.base import PipelineStep
 
 from curation.config import ConfigError, load_params, params
 from curation.io import IOParams, stage_paths
-from curation.pipeline import Decide, Drop, ExecutorParams, run_stage
+from curation.pipeline import Decide, DocumentStep, Drop, ExecutorParams, run_stage
 from curation.progress import setup_logging
 from curation.schema import LANGUAGE, METADATA, SPLIT, Split
 from curation.truth import detection
@@ -79,7 +78,7 @@ class Identifier:
         return str(lang), round(float(score), 6)
 
 
-class IdentifyStep(PipelineStep):
+class IdentifyStep(DocumentStep):
     """Writes `metadata.language = {lang, score, declared}` and sets the record's `language` column to `lang`."""
 
     name = "language: identify"
@@ -88,14 +87,10 @@ class IdentifyStep(PipelineStep):
         super().__init__()
         self.identify = Identifier(p)
 
-    def run(self, data, rank: int = 0, world_size: int = 1):  # type: ignore[no-untyped-def]
-        for doc in data:
-            with self.track_time():
-                lang, score = self.identify(doc.text)
-                doc.metadata[METADATA][STAGE] = {"lang": lang, "score": score, "declared": doc.metadata[LANGUAGE]}
-                doc.metadata[LANGUAGE] = lang
-            self.stat_update("identified")
-            yield doc
+    def process(self, doc: Document) -> None:
+        lang, score = self.identify(doc.text)
+        doc.metadata[METADATA][STAGE] = {"lang": lang, "score": score, "declared": doc.metadata[LANGUAGE]}
+        doc.metadata[LANGUAGE] = lang
 
 
 def decide(doc: Document, p: LanguageParams) -> Drop | None:
@@ -146,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise ConfigError(f"{paths.params}: language.keep {p.keep} must be among language.languages {p.languages}")
     steps = [IdentifyStep(p), Decide(STAGE, functools.partial(decide, p=p), paths.output, io)]
     metrics = functools.partial(truth_metrics, keep=p.keep)
-    run_stage(STAGE, steps, paths.inputs, paths.output, paths.metrics, io, executor, metrics)
+    run_stage(STAGE, steps, paths, io, executor, metrics)
 
 
 if __name__ == "__main__":

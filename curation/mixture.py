@@ -20,15 +20,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
 import pyarrow as pa
 
 from curation.config import load_params, params
-from curation.io import IOParams, read_records, register_views, stage_paths, write_drops, write_metrics, write_records
-from curation.progress import setup_logging, summary
+from curation.io import IOParams, read_records, stage_paths, write_stage
+from curation.progress import setup_logging
 from curation.schema import (
     CAPABILITY,
     DROP_SCHEMA,
@@ -252,11 +251,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     io = load_params("io", IOParams, paths.params)
     start = time.perf_counter()
     records, drops, metrics = run(read_records(paths.inputs), p)
-    write_records(records, paths.output, io)
-    write_drops(drops, paths.output, io)
-    write_metrics(metrics, paths.metrics)
-    register_views(Path(io.catalog), STAGE, paths.output)
-    summary(STAGE, metrics["in"], metrics["kept"], metrics["dropped"], time.perf_counter() - start)
+    write_stage(STAGE, records, drops, metrics, paths, io, start)
 
 
 if __name__ == "__main__":

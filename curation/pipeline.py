@@ -34,8 +34,7 @@ from datatrove.pipeline.readers import ParquetReader
 from datatrove.pipeline.writers import ParquetWriter
 
 from curation.config import params
-from curation.io import RECORDS_GLOB, IOParams, register_views, write_drops, write_metrics, write_records
-from curation.progress import summary
+from curation.io import RECORDS_GLOB, IOParams, StagePaths, write_stage
 from curation.schema import (
     ANSWER,
     CHOSEN,
@@ -168,22 +167,32 @@ class Decide(BaseFilter):
         return False, reason(self.stage, drop.failure)
 
 
-class Annotate(PipelineStep):
-    """Writes `score(doc)` into the record metadata under the stage name (score first, decide second)."""
+class DocumentStep(PipelineStep):
+    """A step that scores or edits one document at a time, in place: subclasses implement `process`."""
 
     type = "📊 - SCORE"
+
+    def process(self, doc: Document) -> None:
+        raise NotImplementedError
+
+    def run(self, data, rank: int = 0, world_size: int = 1):  # type: ignore[no-untyped-def]
+        for doc in data:
+            with self.track_time():
+                self.process(doc)
+            self.stat_update("processed")
+            yield doc
+
+
+class Annotate(DocumentStep):
+    """Writes `score(doc)` into the record metadata under the stage name (score first, decide second)."""
 
     def __init__(self, stage: str, score: Callable[[Document], dict[str, Any]]) -> None:
         super().__init__()
         self.stage, self.score = stage, score
         self.name = f"{stage}: score"
 
-    def run(self, data, rank: int = 0, world_size: int = 1):  # type: ignore[no-untyped-def]
-        for doc in data:
-            with self.track_time():
-                doc.metadata[METADATA][self.stage] = self.score(doc)
-            self.stat_update("scored")
-            yield doc
+    def process(self, doc: Document) -> None:
+        doc.metadata[METADATA][self.stage] = self.score(doc)
 
 
 def build_executor(pipeline: list[PipelineStep], p: ExecutorParams, logging_dir: Path) -> Any:
@@ -208,33 +217,27 @@ def count_rows(folders: Sequence[Path]) -> int:
 
 def finish_stage(
     stage: str,
-    inputs: Sequence[Path],
-    output: Path,
-    metrics_path: Path,
+    paths: StagePaths,
     io: IOParams,
     started: float,
     extra_metrics: Callable[[pa.Table, pa.Table], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Sort and shard the per-task files, check in = kept + dropped, write metrics, register catalog views."""
-    scratch = output / SCRATCH
+    """Sort and shard the per-task files, check in = kept + dropped, then write the stage like any other."""
+    scratch = paths.output / SCRATCH
     kept = _concat(sorted(scratch.glob("*records-*.parquet")), RECORD_SCHEMA)
     drops = _concat(sorted(scratch.glob("*drops-*.parquet")), DROP_SCHEMA)
-    n_in = count_rows(inputs)
-    dropped = dict(Counter(drops.column("reason").to_pylist()))
+    n_in = count_rows(paths.inputs)
     if n_in != kept.num_rows + drops.num_rows:
         raise RuntimeError(
             f"{stage}: accounting broken: {n_in} in != {kept.num_rows} kept + {drops.num_rows} dropped; "
             f"see the datatrove logs in {scratch / 'logs'}"
         )
-    write_records(kept, output, io)
-    write_drops(drops, output, io)
     shutil.rmtree(scratch)  # the datatrove logs hold timings; kept only when a run fails, so outputs are reproducible
+    dropped = dict(Counter(drops.column("reason").to_pylist()))
     metrics: dict[str, Any] = {"in": n_in, "kept": kept.num_rows, "dropped": dropped, **words(kept)}
     if extra_metrics is not None:
         metrics.update(extra_metrics(kept, drops))
-    write_metrics(metrics, metrics_path)
-    register_views(Path(io.catalog), stage, output)
-    summary(stage, n_in, kept.num_rows, dropped, time.perf_counter() - started)
+    write_stage(stage, kept, drops, metrics, paths, io, started)
     return metrics
 
 
@@ -256,17 +259,15 @@ def _concat(files: Sequence[Path], schema: pa.Schema) -> pa.Table:
 def run_stage(
     stage: str,
     steps: Sequence[PipelineStep],
-    inputs: Sequence[Path],
-    output: Path,
-    metrics_path: Path,
+    paths: StagePaths,
     io: IOParams,
     executor: ExecutorParams,
     extra_metrics: Callable[[pa.Table, pa.Table], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Run `[read, *steps, write]` with the configured executor, then finish the stage."""
     started = time.perf_counter()
-    if output.exists():
-        shutil.rmtree(output)
-    pipeline = [*reader(inputs), *steps, records_writer(output, io)]
-    build_executor(pipeline, executor, output / SCRATCH / "logs").run()
-    return finish_stage(stage, inputs, output, metrics_path, io, started, extra_metrics)
+    if paths.output.exists():
+        shutil.rmtree(paths.output)
+    pipeline = [*reader(paths.inputs), *steps, records_writer(paths.output, io)]
+    build_executor(pipeline, executor, paths.output / SCRATCH / "logs").run()
+    return finish_stage(stage, paths, io, started, extra_metrics)

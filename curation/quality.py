@@ -383,7 +383,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         Annotate(STAGE, scorer.score_document),
         Decide(STAGE, rules.decide_document, paths.output, io),
     ]
-    run_stage(STAGE, steps, paths.inputs, paths.output, paths.metrics, io, executor, truth_metrics)
+    run_stage(STAGE, steps, paths, io, executor, truth_metrics)
 
 
 if __name__ == "__main__":
