@@ -6,34 +6,29 @@ datatrove's `NGramsDecontFilter` (spaCy word tokenizer + `simplify_text`, sha1 h
 `str`, which xxhash 4 rejects) runs on the same documents with an index of the same items built its way; it only
 flags documents, it does not cut them.
 
-Run manually from the project root: `python benchmarks/bench_decontam.py [--out PATH] [--datatrove-docs N]`.
+Run manually from the project root: `python -m benchmarks.bench_decontam [--out PATH] [--datatrove-docs N]`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import tempfile
 import time
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
+from benchmarks.common import write_result
 from curation.config import load_params
 from curation.decontam import DecontamParams, EvalItem, build_index, scan_conversation, scan_document, words
 from curation.progress import console
-
-
-DATA = Path("/work/shared/data")
+from tests.realdata import DATA, mdna_sections, phrasebank, pixiu_conversations
 
 
 def eval_items() -> list[EvalItem]:
-    lines = (DATA / "eval/financial_phrasebank/Sentences_50Agree.txt").read_text(encoding="latin-1").splitlines()
-    items = [EvalItem("fpb", f"fpb:{i}", *line.rsplit("@", 1)) for i, line in enumerate(lines) if "@" in line]
+    items = [EvalItem("fpb", f"fpb:{i}", sentence, label) for i, sentence, label in phrasebank()]
     for row in json.loads((DATA / "eval/finqa/test_500_simplified/test_500.json").read_text()):
         table = "\n".join(" | ".join(cells) for cells in row["table"])
         prompt = "\n".join([*row["pre_text"], table, *row["post_text"], row["question"]])
@@ -82,13 +77,10 @@ def main() -> None:
     p = load_params("decontam", DecontamParams)
     items = eval_items()
     index, index_s = timed(lambda: build_index(items, p))
-    docs = [f.read_text(encoding="utf-8") for f in sorted((DATA / "cpt/sec_10k_mdna").glob("*.txt"))]
+    docs = mdna_sections()
     n_words = sum(len(words(d)) for d in docs)
     scans, doc_s = timed(lambda: [scan_document(d, index, p) for d in docs])
-    pixiu = [
-        json.loads(x) for x in (DATA / "instruct/pixiu_flare_instructions/FPB/valid.jsonl").read_text().splitlines()
-    ]
-    turns = [[t["value"] for t in r["conversations"]] for r in pixiu]
+    turns = pixiu_conversations("FPB/valid.jsonl")
     convs, conv_s = timed(lambda: [scan_conversation(t[0], "\n\n".join(t), index) for t in turns])
     sub = docs[: args.datatrove_docs]
     sub_words = sum(len(words(d)) for d in sub)
@@ -122,19 +114,8 @@ def main() -> None:
         "ours_docs_flagged_same_docs": sum(bool(s.hits) for s in scans[: len(sub)]),
     }
     console.print(hits)
-    result = {
-        "rows": [dict(zip(("step", "input", "seconds", "rate"), r, strict=True)) for r in rows],
-        "hits": hits,
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor(),
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "packages": {name: version(name) for name in ("datatrove", "xxhash", "spacy")},
-        },
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    rows_out = [dict(zip(("step", "input", "seconds", "rate"), r, strict=True)) for r in rows]
+    write_result("decontam", {"rows": rows_out, "hits": hits}, args.out)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """MinHash signature throughput, docs/s on one core: curation.dedup vs datatrove's MinhashDedupSignature vs datasketch.
 
-Run by hand (not collected by pytest): `python benchmarks/bench_dedup.py [--docs 20000]`. The documents are sliding
+Run by hand (not collected by pytest): `python -m benchmarks.bench_dedup [--docs 20000]`. The documents are sliding
 500-word windows over real text in shared/data (10-K MD&A sections and Reuters-21578 bodies). Every contender uses
 the same setup: word 5-grams, 14 bands x 8 rows = 112 permutations, 64-bit hashes where the library offers them.
 
@@ -17,15 +17,10 @@ the same setup: word 5-grams, 14 bands x 8 rows = 112 permutations, 64-bit hashe
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
-import platform
-import re
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -33,22 +28,19 @@ import xxhash
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.common import write_result
 from curation.config import load_params
 from curation.dedup import DedupParams, MinHasher, tokenize
+from tests.realdata import DATA, mdna_sections, reuters_bodies
 
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" if (ROOT.parent / "shared" / "data").exists() else Path("/work/shared/data")
 WINDOW = 500
 
 
 def documents(n: int, stride: int = 150) -> list[str]:
     """Sliding WINDOW-word windows over MD&A sections and Reuters bodies, alternating, until there are n."""
-    mdna = " ".join(p.read_text(encoding="utf-8") for p in sorted((DATA / "cpt/sec_10k_mdna").glob("*.txt"))).split()
-    reuters = []
-    for path in sorted((DATA / "cpt/reuters21578").glob("reut2-*.sgm")):
-        reuters += re.findall(r"<BODY>(.*?)</BODY>", path.read_text(encoding="latin-1"), re.S)
-    words = [mdna, " ".join(reuters).replace("&lt;", "<").split()]
+    words = [" ".join(mdna_sections()).split(), " ".join(reuters_bodies()).replace("&lt;", "<").split()]
     windows = [[" ".join(w[i : i + WINDOW]) for i in range(0, len(w) - WINDOW, stride)] for w in words]
     docs = [d for pair in zip(*windows, strict=False) for d in pair]
     if len(docs) < n:
@@ -112,22 +104,6 @@ def datatrove_run(folder: str) -> Callable[[list[str]], object]:
     return lambda docs: step.run((Document(text=d, id=str(i)) for i, d in enumerate(docs)), rank=0, world_size=1)
 
 
-def machine() -> dict[str, object]:
-    lines = Path("/proc/cpuinfo").read_text().splitlines()
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), platform.processor()
-    )
-    libs = ("numpy", "xxhash", "datatrove", "datasketch", "spacy", "pyarrow")
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "libraries": {lib: version(lib) for lib in libs},
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-    }
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--docs", type=int, default=20000, help="documents of 500 words (default: %(default)s)")
@@ -165,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     Console(width=140).print(table)
 
     result = {
-        "benchmark": "minhash signature throughput (docs/s, single process)",
+        "title": "minhash signature throughput (docs/s, single process)",
         "documents": len(docs),
         "words_per_doc": round(words, 1),
         "source": "sliding 500-word windows (stride 150) over shared/data cpt/sec_10k_mdna and cpt/reuters21578",
@@ -173,11 +149,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         "docs_per_cpu_s": {name: round(rate, 1) for name, (rate, _) in results.items()},
         "docs_per_wall_s": {name: round(wall, 1) for name, (_, wall) in results.items()},
         "target_docs_per_s_per_core": 1500,
-        "machine": machine(),
         "load_average_1m": {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)},
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2) + "\n")
+    write_result("dedup", result, args.output)
     Console().print(f"wrote {args.output}")
 
 

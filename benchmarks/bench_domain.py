@@ -12,13 +12,11 @@ held-out seed P/R/F1, its P/R/F1 against truth on `web`, wall time, and scoring 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.common import write_result
 from curation import domain
 from curation.config import load_params
 from curation.domain import DomainParams, score_texts, train_classifier
@@ -60,19 +58,17 @@ def main() -> None:
     score_texts(model, texts, p.max_words)
     scoring = len(texts) / (time.perf_counter() - started)
 
-    print(f"{len(train):,} seed records, {len(test):,} web records ({sum(test_labels):,} finance)")  # noqa: T201
+    print(f"{len(train):,} seed records, {len(test):,} web records ({sum(test_labels):,} finance)")
     for r in results:
         h, t, s = r["holdout"], r["truth"], r["selection"]
-        print(  # noqa: T201
+        print(
             f"{r['run']:<15} cut {s['threshold']:.3f}  holdout P/R/F1 {h['precision']:.3f}/{h['recall']:.3f}/"
             f"{h['f1']:.3f}  web vs truth P/R/F1 {t['precision']:.3f}/{t['recall']:.3f}/{t['f1']:.3f}  "
             f"stage {r['seconds']:.1f} s ({r['records/s']:,.0f} records/s)"
         )
-    print(f"training {train_seconds:.2f} s on {len(train):,} texts; scoring {scoring:,.0f} texts/s")  # noqa: T201
-    machine = {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()}
-    report = {"machine": machine, "runs": results, "train_seconds": train_seconds, "scoring_texts_per_s": scoring}
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(f"training {train_seconds:.2f} s on {len(train):,} texts; scoring {scoring:,.0f} texts/s")
+    report = {"runs": results, "train_seconds": train_seconds, "scoring_texts_per_s": scoring}
+    write_result("domain", report, args.output)
 
 
 if __name__ == "__main__":

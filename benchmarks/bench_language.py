@@ -14,39 +14,31 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
-import os
-import platform
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
 
+from benchmarks.common import write_result
 from curation.config import load_params
 from curation.language import Identifier, LanguageParams
+from tests.realdata import DATA, mdna_sections, sentence_files, sentence_groups, word_chunks
 
 
 Classify = Callable[[str], tuple[str, float]]
 
 
 def load_sets(data: Path) -> dict[str, list[tuple[str, str]]]:
-    def lines(path: Path) -> list[str]:
-        return [s.strip() for s in path.read_text(encoding="utf-8").splitlines() if s.strip()]
-
     sets: dict[str, list[tuple[str, str]]] = {"sentences non-en": [], "docs non-en": []}
-    for path in sorted((data / "general" / "nonenglish_ud_text").glob("*.txt")):
-        s = lines(path)
-        sets["sentences non-en"] += [(x, path.name[:2]) for x in s]
-        sets["docs non-en"] += [(" ".join(s[i : i + 5]), path.name[:2]) for i in range(0, len(s), 5)]
-    gum = [x for path in sorted((data / "general" / "nonfinance_english_gum").glob("*.txt")) for x in lines(path)]
+    for name, s in sentence_files(data / "general" / "nonenglish_ud_text", strip=True).items():
+        sets["sentences non-en"] += [(x, name[:2]) for x in s]
+        sets["docs non-en"] += [(doc, name[:2]) for doc in sentence_groups(s, 5)]
+    gum = [x for s in sentence_files(data / "general" / "nonfinance_english_gum", strip=True).values() for x in s]
     sets["sentences en (GUM)"] = [(x, "en") for x in gum]
-    sets["docs en (GUM)"] = [(" ".join(gum[i : i + 5]), "en") for i in range(0, len(gum), 5)]
-    mdna = []
-    for path in sorted((data / "cpt" / "sec_10k_mdna").glob("*.txt")):
-        words = path.read_text(encoding="utf-8").split()
-        mdna += [(" ".join(words[i : i + 200]), "en") for i in range(0, min(len(words), 2000), 200)]
-    sets["10-K chunks en"] = mdna
+    sets["docs en (GUM)"] = [(doc, "en") for doc in sentence_groups(gum, 5)]
+    mdna = mdna_sections(data / "cpt" / "sec_10k_mdna")
+    sets["10-K chunks en"] = [(c, "en") for text in mdna for c in word_chunks(text, 200, shortest=1)[:10]]
     with open(data / "instruct" / "twitter_financial_news_sentiment" / "sent_valid.csv", encoding="utf-8") as f:
         sets["tweets en (finance)"] = [(row["text"], "en") for row in csv.DictReader(f)]
     return sets
@@ -95,7 +87,7 @@ def docs_per_second_parallel(factory: Callable[[], Classify], texts: list[str], 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=Path("/work/shared/data"))
+    parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results/language.json"))
     args = parser.parse_args()
     p = load_params("language", LanguageParams)
@@ -123,17 +115,14 @@ def main() -> None:
         results.append(row)
 
     columns = list(results[0])
-    print(f"{len(texts):,} texts; min_score {p.min_score}, max_chars {p.max_chars}")  # noqa: T201
-    print(f"{'':<30}" + "  ".join(f"{r['identifier']:>22}" for r in results))  # noqa: T201
+    print(f"{len(texts):,} texts; min_score {p.min_score}, max_chars {p.max_chars}")
+    print(f"{'':<30}" + "  ".join(f"{r['identifier']:>22}" for r in results))
     for column in columns[1:]:
         cells = "  ".join(f"{r[column]:>22.3f}" if isinstance(r[column], float) else "" for r in results)
-        print(f"{column:<30}{cells}")  # noqa: T201
-    machine = {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()}
-    machine["processor"] = platform.processor()
-    args.output.parent.mkdir(parents=True, exist_ok=True)
+        print(f"{column:<30}{cells}")
     sizes = {k: len(v) for k, v in sets.items()}
-    report = {"machine": machine, "sets": sizes, "params": {"min_score": p.min_score, "max_chars": p.max_chars}}
-    args.output.write_text(json.dumps({**report, "results": results}, indent=2) + "\n", encoding="utf-8")
+    report = {"sets": sizes, "params": {"min_score": p.min_score, "max_chars": p.max_chars}, "results": results}
+    write_result("language", report, args.output)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ stage does. Contenders:
 - Gopher's n-gram statistics alone: `curation.quality.ngram_repetition` vs datatrove's `find_top_duplicate` +
   `find_all_duplicate`, on the words of the whole 10-K sections (they agree exactly; see the tests).
 
-Run manually from the project root: `python benchmarks/bench_quality.py [--docs 400] [--output PATH]`. Prints a
+Run manually from the project root: `python -m benchmarks.bench_quality [--docs 400] [--output PATH]`. Prints a
 table and writes a JSON result with machine info. Other processes may share the machine: CPU seconds are reported
 next to wall seconds.
 """
@@ -19,23 +19,16 @@ next to wall seconds.
 from __future__ import annotations
 
 import argparse
-import csv
-import datetime
-import html
-import json
-import os
-import platform
-import re
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.common import write_result
 from curation.config import load_params
 from curation.quality import (
     DUP_NGRAMS,
@@ -46,50 +39,20 @@ from curation.quality import (
     QualityScorer,
     ngram_repetition,
 )
+from tests.realdata import fomc_cleaned, line_chunks, mdna_cleaned, reuters_cleaned
 
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = Path("/work/shared/data/cpt")
-
-
-def normalize(text: str) -> str:
-    lines = [" ".join(line.split()) for line in text.replace("\r\n", "\n").split("\n")]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
-
-
-def chunks(text: str, low: int = 300, high: int = 800) -> list[str]:
-    out, lines, n = [], [], 0
-    for line in text.split("\n"):
-        lines.append(line)
-        n += len(line.split())
-        if n >= low:
-            words = "\n".join(lines).split(" ")
-            out += [" ".join(words[i : i + high]) for i in range(0, len(words), high) if len(words[i:]) >= low]
-            lines, n = [], 0
-    return out
 
 
 def corpora(min_words: int) -> dict[str, list[str]]:
-    filings = [normalize(f.read_text(encoding="utf-8")) for f in sorted((DATA / "sec_10k_mdna").glob("*.txt"))]
-    bodies = []
-    for path in sorted((DATA / "reuters21578").glob("reut2-*.sgm")):
-        sgml = path.read_text(encoding="latin-1")
-        bodies += [
-            normalize(html.unescape(b).replace("\x03", "")) for b in re.findall(r"<BODY>(.*?)</BODY>", sgml, re.S)
-        ]
-    fomc = [
-        normalize(f.read_text(encoding="utf-8"))
-        for f in sorted((DATA / "fomc_communications/meeting_minutes").glob("*.txt"))
-    ]
-    for path in sorted((DATA / "fomc_communications/press_conference_select").glob("*.csv")):
-        with path.open(encoding="utf-8", newline="") as f:
-            fomc.append(normalize("\n".join(row["sentence"] for row in csv.DictReader(f))))
+    filings, fomc = mdna_cleaned(), fomc_cleaned()
     return {
         "10-K MD&A, whole": filings,
-        "10-K MD&A, chunks": [c for f in filings for c in chunks(f)],
-        "Reuters stories": [b for b in bodies if len(b.split()) >= min_words],
+        "10-K MD&A, chunks": [c for f in filings for c in line_chunks(f)],
+        "Reuters stories": [b for b in reuters_cleaned() if len(b.split()) >= min_words],
         "FOMC minutes + press": fomc,
-        "FOMC, chunks": [c for m in fomc for c in chunks(m)],
+        "FOMC, chunks": [c for m in fomc for c in line_chunks(m)],
     }
 
 
@@ -155,22 +118,6 @@ def ngram_speed(texts: Sequence[str]) -> dict[str, float]:
     }
 
 
-def machine() -> dict[str, Any]:
-    lines = Path("/proc/cpuinfo").read_text().splitlines()
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), platform.processor()
-    )
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "libraries": {lib: version(lib) for lib in ("numpy", "datatrove", "spacy")},
-        "load_average_1m": os.getloadavg()[0],
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-    }
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
@@ -215,8 +162,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"{len(sample):,}", f"{theirs['kept'] / len(sample):.1%}", f"{len(sample) / their_cpu:,.1f}",
             ", ".join(f"{r} {n}" for r, n in drops),
         )  # fmt: skip
-    filings = corpora(p.min_words)["10-K MD&A, whole"]
-    results["ngram_statistics_10k_whole"] = ngram_speed(filings)
+    results["ngram_statistics_10k_whole"] = ngram_speed(mdna_cleaned())
     console = Console(width=200)
     console.print(table)
     ng = results["ngram_statistics_10k_whole"]
@@ -224,9 +170,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"Gopher n-gram statistics on {ng['words']:,} words: ours {ng['ours_words_per_cpu_s']:,.0f} words/cpu-s, "
         f"datatrove helpers {ng['datatrove_words_per_cpu_s']:,.0f} words/cpu-s"
     )
-    result = {"benchmark": "quality filters on real financial text", "results": results, "machine": machine()}
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2) + "\n")
+    write_result("quality", {"title": "quality filters on real financial text", "results": results}, args.output)
 
 
 if __name__ == "__main__":

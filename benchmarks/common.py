@@ -12,10 +12,14 @@ from typing import Any
 
 
 RESULTS = Path(__file__).parent / "results"
-LIBRARIES = ("datatrove", "datasketch", "duckdb", "polars", "pyarrow", "numpy", "torch", "transformers", "trl")
+LIBRARIES = (
+    *("datatrove", "datasketch", "duckdb", "polars", "pyarrow", "numpy", "torch", "transformers", "trl"),
+    *("xxhash", "spacy", "fasttext-numpy2-wheel", "py3langid", "lingua-language-detector"),
+)
 
 
 def machine() -> dict[str, Any]:
+    """CPU, cores, Python, platform, library versions, date, and the 1-minute load (others may share the machine)."""
     cpu = platform.processor()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
@@ -35,6 +39,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "versions": versions,
+        "load_average_1m": round(os.getloadavg()[0], 2),
         "date": datetime.date.today().isoformat(),
     }
 

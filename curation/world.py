@@ -17,6 +17,12 @@ Non-obvious decisions:
 - Company facts appear only in CPT text and are asked only in evaluation (`novel` concept questions), so a model can
   answer them only by learning from the documents; instruction data names companies and people from a disjoint pool.
 - Noise (mojibake, boilerplate) goes only to documents outside duplicate relations, so each label means one thing.
+- Evaluation items are held out at the n-gram level decontamination uses: each carries `metadata.query` (its content
+  without the instruction template: the headline, the sentence, the table and question, the stem and options, the
+  content request), and no training record shares a word 13-gram of it (or, for 8-12 words, the whole of it, also
+  with the first answer words appended). Eval items get names, assets, phrasings and descriptions reserved for
+  evaluation, and a candidate that may still collide with training text is replaced by the next one drawn
+  (`TrainingIndex`); only planted leaks contain a query, and only queries long enough to be found are leaked.
 - Determinism: each part draws from its own `random.Random` seeded by (seed, part name), so resizing one part leaves
   the others unchanged; only lists and tuples are iterated, never sets or dict orders that depend on hashing.
 """
@@ -32,7 +38,7 @@ import string
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from random import Random
 from typing import Annotated, Any
@@ -342,6 +348,13 @@ TASK_STEMS = (
 TASK_NOUNS = (
     "Holdings", "Capital", "Industries", "Foods", "Systems", "Energy", "Logistics", "Pharma", "Motors", "Media",
     "Mining", "Bank", "Robotics", "Telecom", "Chemicals", "Airlines",
+)  # fmt: skip
+# Stems reserved for evaluation items (headlines, sentences, tables): no training text ever names them.
+EVAL_TASK_STEMS = (
+    "Aldermoor", "Bexley", "Cobaltine", "Draycott", "Elsworth", "Fenwick", "Gresham", "Halloran", "Kenward",
+    "Lyndhurst", "Maplethorpe", "Newbold", "Oxley", "Pilkington", "Rowntree", "Stanwick", "Trevelyan", "Upton",
+    "Wolcott", "Ellwood", "Hartigan", "Bramhall", "Quennell", "Sedgwick", "Tarrant", "Vickery", "Wyndham",
+    "Chadwick",
 )  # fmt: skip
 NAME_SUFFIXES = ("Corporation", "Holdings", "Group", "Company")
 ANALYST_FIRMS = (
@@ -2049,6 +2062,68 @@ CONCEPT_WHY = {
 }
 
 
+# Descriptions for evaluation's multiple-choice items only: each concept's `gist` reworded, so that no option and no
+# question stem repeats training text (the gists appear in training questions and in glossary "Related terms").
+EVAL_GISTS = {
+    "ebitda": "earnings from operations with interest, tax and the non-cash charges for using up assets added back",
+    "free_cash_flow": "the money a business keeps after funding the investment its assets require",
+    "working_capital": "what remains of short-term assets once the bills due soon are subtracted",
+    "current_ratio": "a liquidity test that sets assets due within a year against debts due within a year",
+    "quick_ratio": "a stricter liquidity test that counts cash and receivables but not goods waiting to be sold",
+    "pe_ratio": "how many times the yearly profit per share an investor pays for one share",
+    "eps": "the slice of yearly profit that belongs to each common share",
+    "dividend_yield": "the cash a share pays its owner each year, compared with what the share costs",
+    "payout_ratio": "the portion of profit a company hands back to its owners in cash",
+    "gross_margin": "the part of every sales dollar left after paying for the goods that were sold",
+    "operating_margin": "profit from the core business for every dollar of sales",
+    "net_margin": "bottom-line profit for every dollar of sales",
+    "roe": "how much profit management earns on the owners' stake in the business",
+    "roa": "how much profit a company earns on everything it owns",
+    "debt_to_equity": "borrowed money measured against the owners' stake",
+    "interest_coverage": "how many times operating profit covers the cost of borrowing",
+    "net_debt": "what a company owes once the money it holds is netted off",
+    "enterprise_value": "the cost of buying a whole business, counting its borrowings and net of its money on hand",
+    "ev_ebitda": "a multiple comparing the value of the whole firm with its operating profit before non-cash charges",
+    "market_cap": "the stock market's total price tag on a company's shares",
+    "bvps": "the accounting net worth that belongs to each share",
+    "price_to_book": "how much investors pay for each dollar of accounting net worth",
+    "cagr": "the steady yearly growth that would turn a starting amount into an ending amount",
+    "simple_interest": "interest that is always worked out on the sum first lent and never on interest already due",
+    "compound_interest": "interest that itself starts earning interest in later periods",
+    "present_value": "today's worth of money that will only be received later",
+    "npv": "what a project adds once every future cash flow is discounted and the upfront cost is counted",
+    "current_yield": "the income a bond pays each year compared with what it costs to buy today",
+    "duration": "roughly how far a bond's price moves when rates change, measured in years",
+    "yield_curve": "a line showing how borrowing rates change as loans run for longer",
+    "real_interest_rate": "the return on money after stripping out rising prices",
+    "beta": "how much a share tends to move when the whole market moves",
+    "capm": "a model in which expected return is a riskless return plus a reward for exposure to the market",
+    "wacc": "the average return a company must pay all of its providers of money",
+    "inventory_turnover": "how many times a year a business sells through its stock of goods",
+    "dso": "how long customers take on average to pay what they owe",
+    "receivables_turnover": "how many times a year a firm collects the bills its customers run up",
+    "asset_turnover": "how much in sales a company produces from each dollar tied up in what it owns",
+    "break_even": "the level of sales at which a business neither makes nor loses money",
+    "contribution_margin": "what each unit sold adds toward covering costs that do not change with volume",
+    "dol": "how strongly operating profit reacts to a change in sales",
+    "sharpe": "the reward earned above a riskless return for each unit of risk taken",
+    "volatility": "how much returns bounce around from one period to the next",
+    "portfolio_return": "the blend of what each holding is expected to earn, in proportion to its size",
+    "dollar_cost_averaging": "putting the same sum into the market on a fixed schedule, whatever prices do",
+    "stock_split": "cutting each share into several smaller ones without changing what the company is worth",
+    "rule_of_72": "a quick mental estimate of how long money takes to double",
+    "total_return": "everything an investment earned over a period, counting both income and the change in price",
+    "amortization": "paying off borrowed money in scheduled installments that cover both interest and the sum owed",
+    "equity_multiplier": "how many dollars of assets a company holds for each dollar of its owners' money",
+    "effective_tax_rate": "the share of profit before tax that actually goes to tax",
+    "goodwill": "the premium paid for a business above the fair value of what can be identified and valued in it",
+    "straight_line_depreciation": "charging the same expense every year for the wearing out of an asset",
+    "short_selling": "betting on a price fall by selling shares that were borrowed",
+    "margin_of_safety": "the cushion between what a stock is judged to be worth and what it costs",
+    "basis_point": "a unit equal to 0.01 percent, used to quote changes in rates",
+}
+
+
 def _input_value(low: float, high: float, kind: str, rng: Random) -> float:
     if kind == "i":
         return float(rng.randint(int(low), int(high)))
@@ -2092,6 +2167,11 @@ def show_result(value: float, kind: str) -> str:
     return f"{value:.2f}"
 
 
+def _bare_label(label: str) -> str:
+    """An input label as a field name: "an increase in basis points of" -> "increase in basis points"."""
+    return re.sub(r"^(?:a|an) ", "", label).removesuffix(" of").removesuffix(",")
+
+
 @dataclass(frozen=True)
 class Worked:
     """One worked example of a concept: the situation, the computation and the result."""
@@ -2102,13 +2182,19 @@ class Worked:
     result: str
 
 
-def worked_example(c: Concept, rng: Random) -> Worked:
+def worked_example(c: Concept, rng: Random, held_out: bool = False) -> Worked:
+    """Inputs drawn for a concept, as a situation ("Suppose a bank has ..."); `held_out` (evaluation) lists them
+    as "Figures for a bank: net income $1.2 million; ...", a wording no training text uses."""
     values = {key: _input_value(low, high, kind, rng) for key, _, low, high, kind in c.inputs}
     shown = {key: _show_input(values[key], kind) for key, _, _, _, kind in c.inputs}
-    facts = [f"{label} {shown[key][0]}" if label.endswith(" of") else f"{label} of {shown[key][0]}"
-             for key, label, *_ in c.inputs]  # fmt: skip
-    verb = rng.choice(("has", "reports", "shows")) if c.subjects in (_FIRM,) else "has"
-    situation = f"Suppose {rng.choice(c.subjects)} {verb} {_join(facts)}."
+    if held_out:
+        fields = [f"{_bare_label(label)} {shown[key][0]}" for key, label, *_ in c.inputs]
+        situation = f"Figures for {rng.choice(c.subjects)}: {'; '.join(fields)}."
+    else:
+        facts = [f"{label} {shown[key][0]}" if label.endswith(" of") else f"{label} of {shown[key][0]}"
+                 for key, label, *_ in c.inputs]  # fmt: skip
+        verb = rng.choice(("has", "reports", "shows")) if c.subjects in (_FIRM,) else "has"
+        situation = f"Suppose {rng.choice(c.subjects)} {verb} {_join(facts)}."
     value = c.compute(values)
     result = show_result(value, c.result)
     computation = f"{c.title} = {c.expr.format(**{k: v[1] for k, v in shown.items()})} = {result}"
@@ -2958,6 +3044,80 @@ class Item:
     answer: str  # the gold answer of an eval item
     response: str  # the assistant turn of an instruction record
     meta: dict[str, Any]
+    query: str = ""  # eval items: the content without the instruction template, a verbatim part of the prompt
+
+
+# --- held-out evaluation items: the decontamination query and the training n-grams it must avoid -----------------
+#
+# Decontamination (curation/decontam.py, after lm-evaluation-harness's `doc_to_decontamination_query`) looks for an
+# eval item's query, plus its first answer words, in training data: word 13-grams, or the whole text when it has
+# 8-12 words. An eval item is held out when no training record shares such an n-gram with it, so eval items are
+# written with content reserved for evaluation (EVAL_TASK_STEMS, held-out assets, phrasings and descriptions), and
+# every candidate is checked against the training text that exists when evaluation is generated (`TrainingIndex`).
+
+QUERY_NGRAM = 13  # words per n-gram (GPT-3's 13-grams)
+MIN_QUERY_WORDS = 8  # a query shorter than QUERY_NGRAM is matched whole, down to this many words
+QUERY_ANSWER_WORDS = QUERY_NGRAM - 1  # answer words after the query: n-grams across the boundary are indexed too
+_QUERY_WORD = re.compile(r"[a-z0-9]+")
+
+
+def query_words(text: str) -> list[str]:
+    """Words as decontamination compares them: lowercase, punctuation gone, digits kept."""
+    return _QUERY_WORD.findall(text.lower())
+
+
+def query_ngrams(query: str, answer: str) -> list[tuple[str, ...]]:
+    """The n-grams of the query alone and of the query followed by the first answer words: QUERY_NGRAM words, or
+    the whole text when shorter but at least MIN_QUERY_WORDS words."""
+    grams: dict[tuple[str, ...], None] = {}
+    q = query_words(query)
+    for tokens in (q, q + query_words(answer)[:QUERY_ANSWER_WORDS]):
+        if len(tokens) >= MIN_QUERY_WORDS:
+            n = min(QUERY_NGRAM, len(tokens))
+            grams.update(dict.fromkeys(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)))
+    return list(grams)
+
+
+class TrainingIndex:
+    """Every word MIN_QUERY_WORDS-gram of the training text (CPT documents, whole conversations) as a hash, and the
+    user turns of the conversations: an eval item collides when one of its query n-grams may occur in training.
+
+    "May": an n-gram counts as present when each of its MIN_QUERY_WORDS-grams is, which is never wrong the unsafe way
+    (a rejected candidate is simply replaced by the next one) and needs one small set instead of one per n-gram size.
+    Python's string hash is salted per process, but only membership is asked, so every process decides the same
+    (unless two different 8-grams share a 64-bit hash, which could only reject one candidate more).
+    """
+
+    def __init__(self, texts: Sequence[str], prompts: Sequence[str]) -> None:
+        k = MIN_QUERY_WORDS
+        self.grams: set[int] = set()
+        for text in texts:
+            words = query_words(text)
+            self.grams.update(map(hash, zip(*(words[i:] for i in range(k)), strict=False)))
+        # a query shorter than MIN_QUERY_WORDS words is only matched against an equal training prompt
+        self.prompts = {tuple(query_words(prompt)) for prompt in prompts}
+        self.rejected: Counter[str] = Counter()
+
+    def may_contain(self, gram: Sequence[str]) -> bool:
+        k = MIN_QUERY_WORDS
+        return all(hash(tuple(gram[i : i + k])) in self.grams for i in range(len(gram) - k + 1))
+
+    def collides(self, item: Item) -> bool:
+        words = tuple(query_words(item.query))
+        hit = any(self.may_contain(g) for g in query_ngrams(item.query, item.answer))
+        hit = hit or (len(words) < MIN_QUERY_WORDS and words in self.prompts)
+        if hit:
+            self.rejected[item.meta["task"]] += 1
+        return hit
+
+    @classmethod
+    def of(cls, rows: Rows) -> TrainingIndex:
+        """The index of the training rows generated so far (before any eval item is leaked into them)."""
+        texts = [r["text"] for s in CPT_SOURCES for r in rows[s]]
+        conversations = [r["messages"] for s in IT_SOURCES for r in rows[s]]
+        texts += ["\n\n".join(m["content"] for m in messages) for messages in conversations]
+        prompts = ["\n\n".join(m["content"] for m in messages if m["role"] == "user") for messages in conversations]
+        return cls(texts, prompts)
 
 
 SYSTEM_PROMPTS = {
@@ -2975,8 +3135,9 @@ SYSTEM_PROMPTS = {
 NER_LOCATIONS = (*WORLD_CITIES, "Germany", "Japan", "Brazil", "Canada", "India", "Mexico", "France", "Australia")
 
 
-def _task_org(rng: Random) -> str:
-    return f"{rng.choice(TASK_STEMS)} {rng.choice(TASK_NOUNS)}"
+def _task_org(rng: Random, held_out: bool = False) -> str:
+    """An organization of instruction data, or of evaluation items (`held_out`: a stem no training text names)."""
+    return f"{rng.choice(EVAL_TASK_STEMS if held_out else TASK_STEMS)} {rng.choice(TASK_NOUNS)}"
 
 
 def _task_person(rng: Random, world_people: frozenset[str]) -> str:
@@ -3004,10 +3165,11 @@ _CONCEPT_QUESTIONS = {
         "calculation": ("{situation} Calculate {name}.", "{situation} What is {name}?",
                         "{situation} Work out {name} step by step."),
     },
-    "eval": {
-        "definition": ("In plain language, what is meant by {name}?", "Give a short definition of {name}.",
+    "eval": {  # never ending on the name: "... {name}" + the definition is how training texts begin
+        "definition": ("In plain language, what is meant by {name} in financial analysis?",
+                       "How would you define {name} for someone new to finance?",
                        "What does the term {name} refer to in finance?"),
-        "calculation": ("{situation} Using this information, determine {name}.",
+        "calculation": ("{situation} Using these figures, determine {name}.",
                         "{situation} Compute {name} and state the result."),
     },
 }  # fmt: skip
@@ -3020,10 +3182,10 @@ def concept_item(rng: Random, split: str) -> Item:
     kind = rng.choice(tuple(kinds))
     meta = {"task": f"glossary_{kind}", "concept": c.key}
     if kind == "calculation":
-        ex = worked_example(c, rng)
+        ex = worked_example(c, rng, held_out=split == "eval")
         prompt = rng.choice(kinds[kind]).format(situation=ex.situation, name=c.name)
         response = f"Use the formula {c.formula}. {ex.computation}. So {c.name} is {ex.result}."
-        return Item(prompt, ex.result, response, {**meta, "value": round(ex.value, 4)})
+        return Item(prompt, ex.result, response, {**meta, "value": round(ex.value, 4)}, query=prompt)
     prompt = rng.choice(kinds[kind]).format(name=c.name)
     if kind == "formula":
         response = f"{c.title} is calculated as: {c.formula}. {c.definition}"
@@ -3031,7 +3193,7 @@ def concept_item(rng: Random, split: str) -> Item:
         response = f"{c.definition} {rng.choice(CONCEPT_WHY[c.category])}"
     else:
         response = c.definition
-    return Item(prompt, c.definition, response, meta)
+    return Item(prompt, c.definition, response, meta, query=prompt)
 
 
 _FACT_QUESTIONS = {
@@ -3066,8 +3228,15 @@ def _fact_answer(c: Company, attr: str, year: int | None) -> str:
     return f"{f.employees:,}"
 
 
-def company_fact_items(companies: Sequence[Company], years: Sequence[int], rng: Random, n: int) -> list[Item]:
-    """Questions answerable only from the CPT documents: one per (company, attribute[, year])."""
+def company_fact_items(
+    companies: Sequence[Company],
+    years: Sequence[int],
+    rng: Random,
+    n: int,
+    keep: Callable[[Item], bool] | None = None,
+) -> list[Item]:
+    """Questions answerable only from the CPT documents: one per (company, attribute[, year]), in a shuffled order,
+    skipping those `keep` rejects."""
     keys = [(ci, attr, None) for ci in range(len(companies)) for attr in _YEARLESS]
     keys += [(ci, attr, y) for ci in range(len(companies)) for attr in _FACT_QUESTIONS if attr not in _YEARLESS
              for y in years]  # fmt: skip
@@ -3075,13 +3244,17 @@ def company_fact_items(companies: Sequence[Company], years: Sequence[int], rng: 
         raise ValueError(f"only {len(keys)} distinct company-fact questions exist; asked for {n}")
     rng.shuffle(keys)
     items = []
-    for ci, attr, year in keys[:n]:
+    for ci, attr, year in keys:
         c = companies[ci]
         answer = _fact_answer(c, attr, year)
         prompt = _FACT_QUESTIONS[attr].format(name=c.name, year=year)
         meta = {"task": "company_fact", "company": c.name, "attribute": attr, "year": year}
-        items.append(Item(prompt, answer, answer, meta))
-    return items
+        item = Item(prompt, answer, answer, meta, query=prompt)
+        if keep is None or keep(item):
+            items.append(item)
+        if len(items) == n:
+            return items
+    raise ValueError(f"only {len(items)} company-fact questions are held out from training; asked for {n}")
 
 
 # --- tasks ------------------------------------------------------------------------------------------------------
@@ -3122,6 +3295,10 @@ _PRICE_ASSETS = (
     ("Brent crude", 48, 115, "a barrel"), ("Copper", 3, 5, "a pound"), ("Natural gas", 2, 9, "per unit"),
     ("Gold futures", 1500, 2600, "an ounce"), ("Platinum", 800, 1200, "an ounce"),
 )  # fmt: skip
+_EVAL_PRICE_ASSETS = (
+    ("Palladium", 900, 2500, "an ounce"), ("Heating oil", 2, 5, "a gallon"), ("Wheat", 5, 12, "a bushel"),
+    ("Soybeans", 9, 17, "a bushel"), ("Coffee futures", 1, 3, "a pound"), ("Cocoa", 2000, 8000, "a tonne"),
+)  # fmt: skip
 _PRICE_HEADLINES = {
     "up": (
         ("{asset} prices climb to ${price} as dollar weakens", True),
@@ -3152,30 +3329,32 @@ _PRICE_QUESTIONS = {
 _HEADLINE_PROMPTS = ("Headline: {h}\nQuestion: {q} Answer Yes or No.", '{q}\nHeadline: "{h}"\nAnswer with Yes or No.')
 
 
-def _event_headline(rng: Random, world_people: frozenset[str], event: str) -> str:
-    org = _task_org(rng)
+def _event_headline(rng: Random, world_people: frozenset[str], event: str, held_out: bool) -> str:
+    org = _task_org(rng, held_out)
     people = {"ceo": _task_person(rng, world_people), "new_ceo": _task_person(rng, world_people),
               "old_ceo": _task_person(rng, world_people)}  # fmt: skip
     ctx = news_context(org, rng, event=event, year=rng.randint(2010, 2024), extra=people)
     return headline(event, ctx, rng)
 
 
-def sentiment_item(rng: Random, world_people: frozenset[str]) -> Item:
+def sentiment_item(rng: Random, world_people: frozenset[str], held_out: bool = False) -> Item:
     event = rng.choice(EVENTS)
-    h = _event_headline(rng, world_people, event)
+    h = _event_headline(rng, world_people, event, held_out)
     label = EVENT_SENTIMENT[event]
-    return Item(rng.choice(_SENTIMENT_PROMPTS).format(h=h), label, label, {"task": "sentiment", "headline": h})
+    prompt = rng.choice(_SENTIMENT_PROMPTS).format(h=h)
+    return Item(prompt, label, label, {"task": "sentiment", "headline": h}, query=h)
 
 
-def event_type_item(rng: Random, world_people: frozenset[str]) -> Item:
+def event_type_item(rng: Random, world_people: frozenset[str], held_out: bool = False) -> Item:
     event = rng.choice(EVENTS)
-    h = _event_headline(rng, world_people, event)
+    h = _event_headline(rng, world_people, event, held_out)
     labels = ", ".join(EVENT_LABELS[e] for e in EVENTS)
     label = EVENT_LABELS[event]
-    return Item(_EVENT_PROMPT.format(labels=labels, h=h), label, label, {"task": "event_type", "headline": h})
+    prompt = _EVENT_PROMPT.format(labels=labels, h=h)
+    return Item(prompt, label, label, {"task": "event_type", "headline": h}, query=h)
 
 
-def ner_item(rng: Random, world_people: frozenset[str]) -> Item:
+def ner_item(rng: Random, world_people: frozenset[str], held_out: bool = False) -> Item:
     template = rng.choice(_NER_TEMPLATES)
     values: dict[str, str] = {}
     entities: dict[str, list[str]] = {"ORG": [], "PER": [], "LOC": []}
@@ -3184,7 +3363,7 @@ def ner_item(rng: Random, world_people: frozenset[str]) -> Item:
             continue
         base = name.rstrip("0123456789")
         draw = {
-            "org": lambda: _task_org(rng),
+            "org": lambda: _task_org(rng, held_out),
             "reg": lambda: rng.choice(REGULATORS),
             "cb": lambda: rng.choice(CENTRAL_BANKS),
             "per": lambda: _task_person(rng, world_people),
@@ -3204,12 +3383,12 @@ def ner_item(rng: Random, world_people: frozenset[str]) -> Item:
     sentence = _cap(template.format(**values))
     answer = "; ".join(f"{t}: {', '.join(v) if v else 'none'}" for t, v in entities.items())
     prompt = rng.choice(_NER_PROMPTS).format(s=sentence)
-    return Item(prompt, answer, answer, {"task": "ner", "sentence": sentence, "entities": entities})
+    return Item(prompt, answer, answer, {"task": "ner", "sentence": sentence, "entities": entities}, query=sentence)
 
 
-def headline_item(rng: Random) -> Item:
-    """Gold-news style yes/no question about a commodity price headline."""
-    asset, low, high, unit = rng.choice(_PRICE_ASSETS)
+def headline_item(rng: Random, held_out: bool = False) -> Item:
+    """Gold-news style yes/no question about a commodity price headline (`held_out`: assets training never shows)."""
+    asset, low, high, unit = rng.choice(_EVAL_PRICE_ASSETS if held_out else _PRICE_ASSETS)
     direction = rng.choice(tuple(_PRICE_HEADLINES))
     template, has_price = rng.choice(_PRICE_HEADLINES[direction])
     price = rng.uniform(low, high)
@@ -3220,7 +3399,7 @@ def headline_item(rng: Random) -> Item:
     answer = "Yes" if truth else "No"
     prompt = rng.choice(_HEADLINE_PROMPTS).format(h=h, q=_PRICE_QUESTIONS[question])
     meta = {"task": "headline", "headline": h, "question": question, "price_direction": direction}
-    return Item(prompt, answer, answer, meta)
+    return Item(prompt, answer, answer, meta, query=h)
 
 
 # --- reasoning: FinQA-style programs and CFA-style multiple choice ----------------------------------------------
@@ -3314,6 +3493,15 @@ _FINQA = {
         "divide({v1b}, {v2b}), divide({v1a}, {v2a}), subtract(#0, #1)",
     ),
 }
+_FINQA_EVAL_QUESTIONS = {  # evaluation's wordings of the question types training shows (1-2 steps)
+    "diff": "How much did {i1} change between {ya} and {yb}, in $ millions?",
+    "sum": "Adding {ya} and {yb} together, how much {i1} was reported in total, in $ millions?",
+    "ratio": "For {y}, what do you get when {i1} is divided by {i2}?",
+    "net": "For {y}, how much total debt remained after subtracting cash and cash equivalents, in $ millions?",
+    "growth": "Expressed as a decimal, how fast did {i1} grow between {ya} and {yb}?",
+    "share": "In {y}, {i1} amounted to what percentage of {i2}?",
+    "avg2": "Across {ya} and {yb}, what was the mean of {i1}, in $ millions?",
+}
 FINQA_KINDS = {
     1: ("diff", "sum", "ratio", "net"),
     2: ("growth", "share", "avg2"),
@@ -3325,8 +3513,9 @@ _FINQA_NEEDS = {
 }
 
 
-def program_item(rng: Random, steps: int) -> Item:
-    """A FinQA-style question over a small table, with its program (1-2 steps, or 3 for `novel` eval items)."""
+def program_item(rng: Random, steps: int, held_out: bool = False) -> Item:
+    """A FinQA-style question over a small table, with its program (1-2 steps, or 3 for `novel` eval items); the
+    query is the table and the question (`held_out`: an organization and question wordings reserved for eval)."""
     y0 = rng.randint(2008, 2021)
     years = [y0, y0 + 1, y0 + 2]
     kind = rng.choice(FINQA_KINDS[steps])
@@ -3349,7 +3538,9 @@ def program_item(rng: Random, steps: int) -> Item:
         if item in t:
             fields[key] = _num(t[item][y])
     question, program = (template.format(**fields) for template in _FINQA[kind])
-    org = _task_org(rng)
+    if held_out:
+        question = _FINQA_EVAL_QUESTIONS.get(kind, _FINQA[kind][0]).format(**fields)
+    org = _task_org(rng, held_out)
     header = "| item | " + " | ".join(map(str, years)) + " |"
     rows = [f"| {n} | " + " | ".join(f"{x:,.1f}" for x in t[n]) + " |" for n in names]
     intro = rng.choice((
@@ -3357,33 +3548,38 @@ def program_item(rng: Random, steps: int) -> Item:
         f"{org} reported the following figures for fiscal years {years[0]} to {years[2]} (in $ millions).",
         f"Selected results of {org}, in millions of US dollars:",
     ))  # fmt: skip
-    prompt = f"{intro}\n{header}\n" + "\n".join(rows) + f"\nQuestion: {question}"
+    query = f"{header}\n" + "\n".join(rows) + f"\nQuestion: {question}"
+    prompt = f"{intro}\n{query}"
     value = execute_program(program)
     answer = _num(round(value, 4))
     response = f"Program: {program}\n" + "\n".join(_program_steps(program)) + f"\nAnswer: {answer}"
     meta = {"task": "program", "program": program, "answer": round(value, 4), "steps": steps, "question_type": kind}
-    return Item(prompt, answer, response, meta)
+    return Item(prompt, answer, response, meta, query=query)
 
 
 MC_SUFFIX = "Explain your reasoning briefly, then give your final answer in the format Selection: [[A]]"
 LETTERS = ("A", "B", "C")
 
 
-def mc_item(rng: Random) -> Item:
-    """A CFA-style three-option question: what a concept is, which concept fits a description, or a calculation."""
+def mc_item(rng: Random, held_out: bool = False) -> Item:
+    """A CFA-style three-option question: what a concept is, which concept fits a description, or a calculation;
+    `held_out` (evaluation): descriptions, stems and figures worded as no training text words them."""
     c = rng.choice(CONCEPTS)
     others = rng.sample([o for o in CONCEPTS if o.key != c.key], 2)
     kind = rng.choice(("describe", "term", "calculation"))
+    gist = EVAL_GISTS if held_out else {o.key: o.gist for o in (c, *others)}
     if kind == "describe":
-        question = f"Which of the following best describes {c.name}?"
-        right, wrong = _cap(c.gist), [_cap(o.gist) for o in others]
+        question = (f"Which description fits {c.name} best?" if held_out
+                    else f"Which of the following best describes {c.name}?")  # fmt: skip
+        right, wrong = _cap(gist[c.key]), [_cap(gist[o.key]) for o in others]
         why = f"{c.title} is {c.gist}. {_first_sentence(c.definition)}"
     elif kind == "term":
-        question = f"Which term refers to {c.gist}?"
+        question = (f"Which term matches this description: {gist[c.key]}?" if held_out
+                    else f"Which term refers to {c.gist}?")  # fmt: skip
         right, wrong = c.title, [o.title for o in others]
         why = _first_sentence(c.definition)
     else:
-        ex = worked_example(c, rng)
+        ex = worked_example(c, rng, held_out)
         question = f"{ex.situation} {c.title} is closest to:"
         right = ex.result
         wrong = []
@@ -3399,10 +3595,11 @@ def mc_item(rng: Random) -> Item:
     rng.shuffle(options)
     letter = LETTERS[options.index(right)]
     choices = dict(zip(LETTERS, options, strict=True))
-    prompt = f"{question}\n" + "\n".join(f"{k}. {o}" for k, o in choices.items()) + f"\n{MC_SUFFIX}"
+    query = f"{question}\n" + "\n".join(f"{k}. {o}" for k, o in choices.items())
+    prompt = f"{query}\n{MC_SUFFIX}"
     response = f"{why} The correct option is {letter}.\nSelection: [[{letter}]]"
     meta = {"task": "multiple_choice", "question_type": kind, "concept": c.key, "choices": choices, "correct": letter}
-    return Item(prompt, letter, response, meta)
+    return Item(prompt, letter, response, meta, query=query)
 
 
 # --- instruction following: constraints a checker can verify ---------------------------------------------------
@@ -3457,6 +3654,13 @@ _IF_TASKS = (
     "Write a brief blog post introduction about {topic}.",
     "Explain the basics of {topic} to a beginner.",
     "Write a few sentences about {topic} for a community newsletter.",
+)
+_IF_TASKS_EVAL = (  # evaluation's content requests: wordings training never uses, none ending on the topic
+    "Compose a short note on {topic} for readers of a local magazine.",
+    "Draft a message to a colleague about {topic} and why it matters.",
+    "Prepare a brief talk on {topic} for a class of adult learners.",
+    "Tell a younger relative what you know about {topic} and what to watch out for.",
+    "Put together a handout on {topic} for visitors to a public library.",
 )
 _END_PHRASES = (
     "Is there anything else I can help with?",
@@ -3549,8 +3753,9 @@ def _if_constraint_types(rng: Random, novel: bool) -> list[str]:
     raise ValueError("no compatible constraint combination found")
 
 
-def instruction_following_item(rng: Random, novel: bool) -> Item:
-    """An instruction with 1-3 checkable constraints and a response built to satisfy them (verified)."""
+def instruction_following_item(rng: Random, novel: bool, held_out: bool = False) -> Item:
+    """An instruction with 1-3 checkable constraints and a response built to satisfy them (verified); the query is
+    the content request without the constraints (`held_out`: a request wording reserved for evaluation)."""
     finance = rng.random() < 0.4
     if finance:
         topic, bank = rng.choice(IF_FINANCE_TOPICS)
@@ -3600,9 +3805,10 @@ def instruction_following_item(rng: Random, novel: bool) -> Item:
     failed = check_constraints(text, constraints)
     if failed:
         raise AssertionError(f"generated response violates {failed}")  # a generator bug, never data
-    prompt = rng.choice(_IF_TASKS).format(topic=topic) + " " + " ".join(map(describe_constraint, constraints))
+    request = rng.choice(_IF_TASKS_EVAL if held_out else _IF_TASKS).format(topic=topic)
+    prompt = request + " " + " ".join(map(describe_constraint, constraints))
     meta = {"task": "constraints", "topic": topic, "constraints": constraints, "is_finance": finance}
-    return Item(prompt, text, text, meta)
+    return Item(prompt, text, text, meta, query=request)
 
 
 # --- general knowledge and writing -------------------------------------------------------------------------------
@@ -3733,14 +3939,15 @@ def general_qa_item(rng: Random, split: str) -> Item:
         value = {"+": a + b, "-": a - b, "*": a * b}[op]
         q, answer = f"What is {a} {word} {b}?", str(value)
         response = f"{a} {word} {b} is {value}."
-    return Item(q, answer, response, {"task": "general_qa", "family": family})
+    return Item(q, answer, response, {"task": "general_qa", "family": family}, query=q)
 
 
 def conversion_item(rng: Random) -> Item:
     template, factor, unit = rng.choice(_CONVERSIONS)
     n = rng.randint(2, 250)
     answer = f"{n * factor:,} {unit}"
-    return Item(template.format(n=n), answer, answer, {"task": "unit_conversion", "family": "conversion"})
+    q = template.format(n=n)
+    return Item(q, answer, answer, {"task": "unit_conversion", "family": "conversion"}, query=q)
 
 
 _WRITING_TITLED = (
@@ -3813,12 +4020,16 @@ class _World:
         return row
 
     def eval(self, source: str, item: Item, group: str, mode: str) -> dict[str, Any]:
+        if not item.query or item.query not in item.prompt:
+            raise ValueError(f"{item.meta['task']} eval item whose prompt lacks its query: {item.prompt!r}")
         meta = dict(item.meta)
         is_finance = meta.pop("is_finance", not source.endswith(Capability.GENERAL.value))
         row = {
             "messages": [{"role": "user", "content": item.prompt}],
             "answer": item.answer,
-            "metadata": _meta(self.next_id(source), is_finance=is_finance, group=group, mode=mode, **meta),
+            "metadata": _meta(
+                self.next_id(source), is_finance=is_finance, group=group, mode=mode, query=item.query, **meta
+            ),
         }
         self.rows[source].append(row)
         return row
@@ -3947,14 +4158,17 @@ def _plant_noise(p: WorldParams, w: _World, involved: set[str]) -> None:
             row["text"], row["metadata"]["boilerplate_lines"] = add_boilerplate(row["text"], rng, transform)
 
 
-def _unique(n: int, make: Callable[[int], Item], seen: set[str], what: str) -> list[Item]:
-    """`n` items whose prompts are new to `seen` (which they join); `make(i)` builds a candidate for slot i."""
+def _unique(
+    n: int, make: Callable[[int], Item], seen: set[str], what: str, keep: Callable[[Item], bool] | None = None
+) -> list[Item]:
+    """`n` items whose prompts are new to `seen` (which they join) and that `keep` accepts; `make(i)` builds a
+    candidate for slot i, and a rejected candidate is replaced by the next one for the same slot."""
     items: list[Item] = []
     for _ in range(100 * n + 100):
         if len(items) == n:
             return items
         item = make(len(items))
-        if item.prompt not in seen:
+        if item.prompt not in seen and (keep is None or keep(item)):
             seen.add(item.prompt)
             items.append(item)
     if len(items) == n:
@@ -3983,25 +4197,35 @@ def _add_instructions(p: WorldParams, people: frozenset[str], w: _World, seen: s
 def _add_evaluation(
     p: WorldParams, companies: Sequence[Company], people: frozenset[str], w: _World, seen: set[str]
 ) -> None:
-    """Held-out items per capability with `group` (similar to training, or novel) and `mode` (direct or cot)."""
+    """Held-out items per capability with `group` (similar to training, or novel) and `mode` (direct or cot).
+
+    Every item is written with content reserved for evaluation and kept only if no query n-gram may occur in the
+    training data generated so far (`TrainingIndex`); a rejected candidate is replaced by the next one drawn.
+    """
     years = list(range(p.first_year, p.first_year + p.n_years))
+    index = TrainingIndex.of(w.rows)
+
+    def keep(item: Item) -> bool:
+        return not index.collides(item)
+
     # concepts: company facts (novel: only the CPT documents know them) and held-out glossary phrasings (similar)
     rng = _rng(p.seed, "eval_concepts")
     n_facts = p.eval.concepts // 2
-    for item in company_fact_items(companies, years, rng, n_facts):
+    for item in company_fact_items(companies, years, rng, n_facts, keep):
         seen.add(item.prompt)
         w.eval("eval_concepts", item, "novel", "direct")
-    for item in _unique(p.eval.concepts - n_facts, lambda i: concept_item(rng, "eval"), seen, "eval glossary"):
+    for item in _unique(p.eval.concepts - n_facts, lambda i: concept_item(rng, "eval"), seen, "eval glossary", keep):
         w.eval("eval_concepts", item, "similar", "direct")
-    # tasks: the three training tasks on new headlines and sentences, plus event typing, which training lacks
+    # tasks: the three training tasks on new headlines and sentences (names and assets training never shows), plus
+    # event typing, which training lacks
     rng = _rng(p.seed, "eval_tasks")
     tasks: tuple[tuple[Callable[[], Item], str], ...] = (
-        (lambda: sentiment_item(rng, people), "similar"),
-        (lambda: ner_item(rng, people), "similar"),
-        (lambda: headline_item(rng), "similar"),
-        (lambda: event_type_item(rng, people), "novel"),
+        (lambda: sentiment_item(rng, people, held_out=True), "similar"),
+        (lambda: ner_item(rng, people, held_out=True), "similar"),
+        (lambda: headline_item(rng, held_out=True), "similar"),
+        (lambda: event_type_item(rng, people, held_out=True), "novel"),
     )
-    for i, item in enumerate(_unique(p.eval.tasks, lambda i: tasks[i % 4][0](), seen, "eval_tasks")):
+    for i, item in enumerate(_unique(p.eval.tasks, lambda i: tasks[i % 4][0](), seen, "eval_tasks", keep)):
         w.eval("eval_tasks", item, tasks[i % 4][1], "direct")
     # reasoning: 1-2 step programs (similar), 3-step programs (novel), multiple choice (similar); all chain of thought
     rng = _rng(p.seed, "eval_reasoning")
@@ -4010,25 +4234,28 @@ def _add_evaluation(
     def reasoning(i: int) -> Item:
         _, steps = plan[i % len(plan)]
         if steps < 0:
-            return mc_item(rng)
-        item = program_item(rng, steps or 1 + rng.randint(0, 1))
+            return mc_item(rng, held_out=True)
+        item = program_item(rng, steps or 1 + rng.randint(0, 1), held_out=True)
         suffix = '\nThink step by step, then give the final answer on the last line as "Answer: <number>".'
-        return Item(item.prompt + suffix, item.answer, item.response, item.meta)
+        return replace(item, prompt=item.prompt + suffix)
 
-    for i, item in enumerate(_unique(p.eval.reasoning, reasoning, seen, "eval_reasoning")):
+    for i, item in enumerate(_unique(p.eval.reasoning, reasoning, seen, "eval_reasoning", keep)):
         w.eval("eval_reasoning", item, plan[i % len(plan)][0], "cot")
     # instruction following: seen constraint types (similar) and types training never shows (novel)
     rng = _rng(p.seed, "eval_instruction_following")
-    items = _unique(p.eval.instruction_following, lambda i: instruction_following_item(rng, novel=i % 5 >= 3), seen,
-                    "eval_instruction_following")  # fmt: skip
+    items = _unique(p.eval.instruction_following,
+                    lambda i: instruction_following_item(rng, novel=i % 5 >= 3, held_out=True), seen,
+                    "eval_instruction_following", keep)  # fmt: skip
     for i, item in enumerate(items):
         w.eval("eval_instruction_following", item, "novel" if i % 5 >= 3 else "similar", "direct")
     # general: held-out facts and arithmetic (similar), unit conversions (novel)
     rng = _rng(p.seed, "eval_general")
     items = _unique(p.eval.general, lambda i: general_qa_item(rng, "eval") if i % 2 == 0 else conversion_item(rng),
-                    seen, "eval_general")  # fmt: skip
+                    seen, "eval_general", keep)  # fmt: skip
     for i, item in enumerate(items):
         w.eval("eval_general", item, "similar" if i % 2 == 0 else "novel", "direct")
+    if index.rejected:
+        log.debug("eval candidates replaced because training text may contain their query: %s", dict(index.rejected))
 
 
 _LEAK_TITLES = (
@@ -4045,10 +4272,24 @@ _IT_LEAK_FORMS = ("{prompt}", "Question: {prompt}", "{prompt}\nPlease answer.", 
 
 
 def _plant_leaks(p: WorldParams, w: _World) -> None:
-    """Evaluation items (prompt and answer verbatim) posted on web forum pages and copied into instruction data."""
+    """Evaluation items (prompt and answer verbatim) posted on web forum pages and copied into instruction data.
+
+    Only items decontamination can find are leaked: a prompt is matched with its query's n-grams, so instruction
+    copies need a query of MIN_QUERY_WORDS words; a document is matched with n-grams of the query plus its first
+    answer words, and on a forum page the answer does not follow the query, so web pages need whole QUERY_NGRAM-word
+    n-grams inside the query (and a prompt of MIN_LEAK_PROMPT_WORDS words, as a real forum question has).
+    """
     rng = _rng(p.seed, "leaks")
-    evals = [r for s in EVAL_SOURCES for r in w.rows[s] if r["answer"]]
-    long_enough = [r for r in evals if _words(r["messages"][-1]["content"]) >= MIN_LEAK_PROMPT_WORDS]
+
+    def query_size(row: dict[str, Any]) -> int:
+        return len(query_words(row["metadata"]["query"]))
+
+    evals = [r for s in EVAL_SOURCES for r in w.rows[s] if r["answer"] and query_size(r) >= MIN_QUERY_WORDS]
+    long_enough = [
+        r
+        for r in evals
+        if query_size(r) >= QUERY_NGRAM and _words(r["messages"][-1]["content"]) >= MIN_LEAK_PROMPT_WORDS
+    ]
     if p.n_leaked_cpt > len(long_enough) or p.n_leaked_cpt + p.n_leaked_it > len(evals):
         raise ValueError(f"not enough evaluation items to leak {p.n_leaked_cpt} + {p.n_leaked_it}")
     to_web = rng.sample(long_enough, p.n_leaked_cpt)
@@ -4066,7 +4307,7 @@ def _plant_leaks(p: WorldParams, w: _World) -> None:
         w.cpt("web", page, is_finance=m["is_finance"], doc_type="leak", leaked_from=m["world_id"], task=m["task"])
     for row in to_it:
         m = row["metadata"]
-        extra = {k: v for k, v in m.items() if k not in GROUND_TRUTH_KEYS and k not in ("group", "mode")}
+        extra = {k: v for k, v in m.items() if k not in GROUND_TRUTH_KEYS and k not in ("group", "mode", "query")}
         prompt = rng.choice(_IT_LEAK_FORMS).format(prompt=row["messages"][-1]["content"])
         item = Item(prompt, row["answer"], row["answer"], {**extra, "is_finance": m["is_finance"]})
         source = "it_" + m["world_id"].split("/")[0].removeprefix("eval_")

@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from curation import clean
-from curation.clean import CleanParams, Cleaner
+from curation.clean import Cleaner, CleanParams
 from curation.config import load_params
 from curation.io import read_records
 from tests.conftest import PARAMS

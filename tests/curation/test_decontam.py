@@ -34,10 +34,10 @@ from curation.io import read_records
 from curation.schema import Kind
 from tests.conftest import PARAMS
 from tests.curation.stage_helpers import make_record, project, run_main, write_input
+from tests.realdata import phrasebank, pixiu_conversations
 
 
 P = load_params("decontam", DecontamParams, PARAMS)
-DATA = Path("/work/shared/data")
 
 FINQA = (
     "Context: The table shows payment volume for the major card networks in 2008. American Express processed 5 "
@@ -396,19 +396,11 @@ def test_external_set_errors_name_the_file_row_and_fix(tmp_path: Path) -> None:
 
 def pixiu(name: str, every: int) -> list[tuple[str, str]]:
     """(prompt, conversation) of every `every`-th PIXIU record of a file."""
-    path = DATA / "instruct" / "pixiu_flare_instructions" / name
-    if not path.exists():
-        pytest.skip(f"{path} is missing; the real-data checks need /work/shared/data")
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()[::every]]
-    return [(r["conversations"][0]["value"], "\n\n".join(t["value"] for t in r["conversations"])) for r in rows]
+    return [(turns[0], "\n\n".join(turns)) for turns in pixiu_conversations(name)[::every]]
 
 
 def test_pixiu_fpb_instructions_overlap_phrasebank_and_fiqa_does_not() -> None:
-    path = DATA / "eval" / "financial_phrasebank" / "Sentences_50Agree.txt"
-    if not path.exists():
-        pytest.skip(f"{path} is missing; the real-data checks need /work/shared/data")
-    lines = path.read_text(encoding="latin-1").splitlines()  # `sentence@label`, latin-1 (SOURCE.md)
-    items = [EvalItem("fpb", f"fpb:{i}", *line.rsplit("@", 1)) for i, line in enumerate(lines) if "@" in line]
+    items = [EvalItem("fpb", f"fpb:{i}", sentence, label) for i, sentence, label in phrasebank()]
     index = build_index(items, P)
     assert len(items) == 4846 and index.template_ngrams < 50  # a few sentences repeat across items
 

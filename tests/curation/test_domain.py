@@ -1,13 +1,11 @@
 from __future__ import annotations
 
 import copy
-import csv
 import dataclasses
 import hashlib
 import json
 import pickle
 import random
-import re
 from pathlib import Path
 
 import fasttext
@@ -31,10 +29,18 @@ from curation.io import read_records
 from curation.schema import METADATA
 from tests.conftest import PARAMS
 from tests.curation.stage_helpers import make_record, project, run_main, write_input
+from tests.realdata import (
+    fomc_minutes,
+    fomc_press_conferences,
+    gum_documents,
+    mdna_sections,
+    openstax_modules,
+    reuters_stories,
+    word_chunks,
+)
 
 
 P = load_params("domain", DomainParams, PARAMS)
-DATA = Path("/work/shared/data")
 
 FINANCE_WORDS = [
     *("revenue", "margin", "dividend", "earnings", "bond", "yield", "equity", "debt", "interest", "rate"),
@@ -185,56 +191,39 @@ def test_scope_is_a_param(tmp_path: Path) -> None:
 FINANCE_TOPICS = {"earn", "acq", "money-fx", "interest", "money-supply", "trade", "gnp", "cpi", "bop", "reserves"}
 
 
-def chunks(text: str, size: int) -> list[str]:
-    """Consecutive `size`-word pieces; a short tail (under two thirds of `size`) is left out."""
-    words = text.split()
-    pieces = [words[i : i + size] for i in range(0, len(words), size)]
-    return [" ".join(p) for p in pieces if len(p) >= size * 2 // 3]
-
-
-def reuters_finance(files: list[Path], min_words: int = 80, max_words: int = 300) -> list[str]:
-    """Bodies of stories whose <TOPICS> include a financial topic (see SOURCE.md: latin-1 SGML), deduplicated."""
+def reuters_finance(files: int, min_words: int = 80, max_words: int = 300) -> list[str]:
+    """Bodies of stories whose <TOPICS> include a financial topic, whitespace-joined and deduplicated."""
     stories = []
-    for path in files:
-        for story in re.findall(r"<REUTERS(.*?)</REUTERS>", path.read_text(encoding="latin-1"), re.S):
-            topics = re.search(r"<TOPICS>(.*?)</TOPICS>", story, re.S)
-            body = re.search(r"<BODY>(.*?)</BODY>", story, re.S)
-            if body and topics and set(re.findall(r"<D>(.*?)</D>", topics.group(1))) & FINANCE_TOPICS:
-                text = " ".join(body.group(1).replace("&lt;", "<").replace("&amp;", "&").split())
-                words = text.removesuffix("&#3;").split()
-                if len(words) >= min_words and " ".join(words[:max_words]) not in stories:
-                    stories.append(" ".join(words[:max_words]))
+    for topics, body in reuters_stories(files):
+        if topics & FINANCE_TOPICS:
+            text = " ".join(body.replace("&lt;", "<").replace("&amp;", "&").split())
+            words = text.removesuffix("&#3;").split()
+            if len(words) >= min_words and " ".join(words[:max_words]) not in stories:
+                stories.append(" ".join(words[:max_words]))
     return stories
 
 
-def gum_chunks(path: Path, size: int) -> list[str]:
-    with open(path, encoding="utf-8") as lines:
-        return [c for line in lines for c in chunks(json.loads(line)["text"], size)]
+def gum_chunks(split: str, size: int) -> list[str]:
+    return [c for doc in gum_documents(split) for c in word_chunks(doc, size)]
 
 
 def real_split() -> tuple[list[str], list[bool], list[str], list[bool]]:
     """Training texts and labels, then held-out texts and labels, from different sources."""
-    cpt, gum = DATA / "cpt", DATA / "general" / "nonfinance_english_gum"
-    finance = [c for f in sorted((cpt / "sec_10k_mdna").glob("*.txt"))[::2] for c in chunks(f.read_text(), 100)[:6]]
-    minutes = sorted((cpt / "fomc_communications" / "meeting_minutes").glob("*.txt"))[::4]
-    finance += [c for f in minutes for c in chunks(f.read_text(), 100)[:3]]
-    for f in sorted((cpt / "fomc_communications" / "press_conference_select").glob("*.csv")):
-        with open(f, encoding="utf-8") as rows:
-            finance += chunks(" ".join(r["sentence"] for r in csv.DictReader(rows)), 100)[:4]
-    business = sorted((cpt / "openstax_introduction_to_business" / "text").glob("*.txt"))
-    finance += [c for f in business for c in chunks(f.read_text(), 100)[:3]]
-    general = gum_chunks(gum / "en_gum-ud-dev.docs.jsonl", 100)
+    finance = [c for text in mdna_sections()[::2] for c in word_chunks(text, 100)[:6]]
+    finance += [c for text in fomc_minutes()[::4] for c in word_chunks(text, 100)[:3]]
+    finance += [c for text in fomc_press_conferences() for c in word_chunks(text, 100)[:4]]
+    finance += [c for text in openstax_modules("introduction_to_business") for c in word_chunks(text, 100)[:3]]
+    general = gum_chunks("dev", 100)
 
-    reuters = reuters_finance(sorted((cpt / "reuters21578").glob("reut2-00[01].sgm")))[:200]
-    finance_book = sorted((cpt / "openstax_principles_of_finance" / "text").glob("*.txt"))[::2]
-    book = [c for f in finance_book for c in chunks(f.read_text(), 150)[:2]][:150]
-    held_out = gum_chunks(gum / "en_gum-ud-test.docs.jsonl", 150)
+    reuters = reuters_finance(files=2)[:200]  # reut2-000.sgm and reut2-001.sgm
+    finance_book = openstax_modules("principles_of_finance")[::2]
+    book = [c for text in finance_book for c in word_chunks(text, 150)[:2]][:150]
+    held_out = gum_chunks("test", 150)
     train_labels = [True] * len(finance) + [False] * len(general)
     test_labels = [True] * (len(reuters) + len(book)) + [False] * len(held_out)
     return finance + general, train_labels, reuters + book + held_out, test_labels
 
 
-@pytest.mark.skipif(not (DATA / "cpt" / "reuters21578").exists(), reason=f"real data not found under {DATA}")
 def test_real_finance_is_told_from_general_text_on_unseen_sources() -> None:
     train, train_labels, test, test_labels = real_split()
     assert len(train) > 1300 and len(test) > 450 and sum(test_labels) > 300

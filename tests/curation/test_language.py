@@ -18,10 +18,10 @@ from curation.language import Identifier, LanguageParams, decide
 from curation.schema import METADATA
 from tests.conftest import PARAMS
 from tests.curation.stage_helpers import make_record, project, run_main, write_input
+from tests.realdata import GUM, UD, mdna_sections, sentence_files, sentence_groups, word_chunks
 
 
 P = load_params("language", LanguageParams, PARAMS)
-DATA = Path("/work/shared/data")
 
 EN = "Revenue rose five percent in the third quarter as margins improved and net debt fell to its lowest level."
 DE = "Der Umsatz stieg im dritten Quartal um fünf Prozent, und die Nettoverschuldung sank auf den tiefsten Stand."
@@ -127,20 +127,12 @@ def test_keep_must_be_a_candidate(tmp_path: Path) -> None:
 
 def real_documents() -> list[tuple[str, str]]:
     """(text, language): five-sentence documents of UD de/fr/es/zh and GUM English, and 200-word 10-K MD&A chunks."""
-    docs = []
-    for path in sorted((DATA / "general" / "nonenglish_ud_text").glob("*.txt")):
-        sentences = [s for s in path.read_text(encoding="utf-8").splitlines() if s.strip()]
-        docs += [(" ".join(sentences[i : i + 5]), path.name[:2]) for i in range(0, len(sentences), 5)]
-    for path in sorted((DATA / "general" / "nonfinance_english_gum").glob("*.txt")):
-        sentences = [s for s in path.read_text(encoding="utf-8").splitlines() if s.strip()]
-        docs += [(" ".join(sentences[i : i + 5]), "en") for i in range(0, len(sentences), 5)]
-    for path in sorted((DATA / "cpt" / "sec_10k_mdna").glob("*.txt"))[:20]:
-        words = path.read_text(encoding="utf-8").split()
-        docs += [(" ".join(words[i : i + 200]), "en") for i in range(0, min(len(words), 4000), 200)]
+    docs = [(doc, name[:2]) for name, s in sentence_files(UD).items() for doc in sentence_groups(s, 5)]
+    docs += [(doc, "en") for s in sentence_files(GUM).values() for doc in sentence_groups(s, 5)]
+    docs += [(c, "en") for text in mdna_sections()[:20] for c in word_chunks(text, 200, shortest=1)[:20]]
     return docs
 
 
-@pytest.mark.skipif(not (DATA / "general" / "nonenglish_ud_text").exists(), reason=f"real data not found under {DATA}")
 def test_real_documents_are_identified_and_non_english_dropped() -> None:
     docs = real_documents()
     identify = Identifier(P)

@@ -1,14 +1,10 @@
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
-import html
 import json
 import random
-import re
 from collections.abc import Callable
-from functools import cache
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -31,11 +27,11 @@ from curation.quality import (
 )
 from tests.conftest import PARAMS
 from tests.curation.stage_helpers import make_record, project, run_main, write_input
+from tests.realdata import fomc_cleaned, line_chunks, mdna_cleaned, reuters_cleaned
 
 
 P = load_params("quality", QualityParams, PARAMS)
 SCORER, RULES_ = QualityScorer(P), QualityRules(P)
-DATA = Path("/work/shared/data/cpt")
 
 
 def reason(text: str, kind: str = "cpt", language: str = "en") -> str | None:
@@ -312,62 +308,13 @@ def test_empty_input(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------ real financial text
 
 
-def normalize(text: str) -> str:
-    """What the clean stage does to whitespace: runs of spaces collapse, lines are stripped, blank runs shrink."""
-    lines = [" ".join(line.split()) for line in text.replace("\r\n", "\n").split("\n")]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
-
-
-def chunks(text: str, low: int = 300, high: int = 800) -> list[str]:
-    """Paragraph-sized CPT chunks: whole lines until `low` words; a chunk over `high` words is cut at `high`."""
-    out, lines, n = [], [], 0
-    for line in text.split("\n"):
-        lines.append(line)
-        n += len(line.split())
-        if n >= low:
-            words = "\n".join(lines).split(" ")
-            out += [" ".join(words[i : i + high]) for i in range(0, len(words), high) if len(words[i:]) >= low]
-            lines, n = [], 0
-    return out
-
-
 def keep_rate(texts: list[str]) -> float:
     assert len(texts) >= 50, "too few real documents to measure a keep rate"
     return sum(reason(t) is None for t in texts) / len(texts)
 
 
-def real(folder: str) -> Path:
-    path = DATA / folder
-    if not path.exists():
-        pytest.skip(f"{path} is missing; the real-data checks need /work/shared/data")
-    return path
-
-
-@cache
-def filings() -> list[str]:
-    return [normalize(f.read_text(encoding="utf-8")) for f in sorted(real("sec_10k_mdna").glob("*.txt"))]
-
-
-def reuters_bodies() -> list[str]:
-    """Reuters-21578 story bodies (SOURCE.md: latin-1 SGML, `<BODY>` inside `<TEXT>`, entities escaped)."""
-    bodies = []
-    for path in sorted(real("reuters21578").glob("reut2-*.sgm")):
-        sgml = path.read_text(encoding="latin-1")
-        bodies += [
-            normalize(html.unescape(b).replace("\x03", "")) for b in re.findall(r"<BODY>(.*?)</BODY>", sgml, re.S)
-        ]
-    return bodies
-
-
-def fomc() -> list[str]:
-    """FOMC minutes (one line per file, as published) and press conferences (one sentence per line)."""
-    folder = real("fomc_communications")
-    minutes = [normalize(f.read_text(encoding="utf-8")) for f in sorted((folder / "meeting_minutes").glob("*.txt"))]
-    press = []
-    for path in sorted((folder / "press_conference_select").glob("*.csv")):
-        with path.open(encoding="utf-8", newline="") as f:
-            press.append(normalize("\n".join(row["sentence"] for row in csv.DictReader(f))))
-    return minutes + press
+def chunked(texts: list[str]) -> list[str]:
+    return [c for text in texts for c in line_chunks(text)]
 
 
 def every(texts: list[str], k: int) -> list[str]:
@@ -378,11 +325,11 @@ def every(texts: list[str], k: int) -> list[str]:
 @pytest.mark.parametrize(
     ("name", "texts", "minimum"),
     [
-        ("10-K MD&A, whole sections", lambda: every(filings(), 2), 0.90),
-        ("10-K MD&A, 300-800 word chunks", lambda: every([c for f in filings() for c in chunks(f)], 4), 0.90),
-        ("Reuters stories", lambda: every([b for b in reuters_bodies() if len(b.split()) >= P.min_words], 6), 0.90),
-        ("FOMC minutes and press conferences", lambda: every(fomc(), 2), 0.90),
-        ("FOMC minutes, 300-800 word chunks", lambda: every([c for m in fomc() for c in chunks(m)], 4), 0.90),
+        ("10-K MD&A, whole sections", lambda: every(mdna_cleaned(), 2), 0.90),
+        ("10-K MD&A, 300-800 word chunks", lambda: every(chunked(mdna_cleaned()), 4), 0.90),
+        ("Reuters stories", lambda: every([b for b in reuters_cleaned() if len(b.split()) >= P.min_words], 6), 0.90),
+        ("FOMC minutes and press conferences", lambda: every(fomc_cleaned(), 2), 0.90),
+        ("FOMC minutes, 300-800 word chunks", lambda: every(chunked(fomc_cleaned()), 4), 0.90),
     ],
 )
 def test_real_financial_text_is_kept(name: str, texts: Callable[[], list[str]], minimum: float) -> None:

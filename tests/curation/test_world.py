@@ -1,8 +1,9 @@
 """FinTrain-mini (curation/world.py): determinism, counts, ground truth, planted relations and task correctness.
 
-Most tests use a tiny world built from the shipped params with `dataclasses.replace`; two properties that only show
-at full size (no accidental near-duplicates among many documents of one company or concept) use the default world.
-Similarity and program execution are recomputed here independently of the module under test.
+Most tests use a tiny world built from the shipped params with `dataclasses.replace`; properties that only show at
+full size (no accidental near-duplicates among many documents of one company or concept, no eval query in training
+text) use the default world. Similarity, program execution and n-gram overlap are recomputed here independently of
+the module under test.
 """
 
 from __future__ import annotations
@@ -215,7 +216,9 @@ def test_counts_match_params(rows: Rows, params: WorldParams) -> None:
     assert len(originals("web", "spam")) == p.n_spam
     assert sum(bool(r["metadata"]["leaked_from"]) for r in rows["web"]) == p.n_leaked_cpt
     pool = [
-        r for r in unplanted_finance(rows) if r["metadata"]["true_language"] == "en" and r["metadata"]["doc_type"] != "leak"
+        r
+        for r in unplanted_finance(rows)
+        if r["metadata"]["true_language"] == "en" and r["metadata"]["doc_type"] != "leak"
     ]
     kinds = Counter(r["metadata"]["duplicate_type"] for r in cpt_rows(rows))
     assert kinds["exact"] == round(p.exact_dup_rate * len(pool)) > 0
@@ -384,6 +387,91 @@ def test_eval_prompts_are_held_out_from_training(rows: Rows) -> None:
         assert groups["similar"] > 0 and groups["novel"] > 0
 
 
+def test_eval_queries_are_the_content_without_the_template(rows: Rows) -> None:
+    evals = [r for s in EVAL_SOURCES for r in rows[s]]
+    for row in evals:
+        m, prompt = row["metadata"], row["messages"][-1]["content"]
+        query = m["query"]
+        assert isinstance(query, str) and query.strip() and query in prompt
+        if m["task"] in ("sentiment", "headline", "event_type"):
+            assert query == m["headline"]
+        elif m["task"] == "ner":
+            assert query == m["sentence"]
+        elif m["task"] == "multiple_choice":
+            assert prompt == f"{query}\n{world.MC_SUFFIX}"
+            assert query.endswith("\n".join(f"{k}. {v}" for k, v in m["choices"].items()))
+        elif m["task"] == "program":
+            assert query.startswith("| item |") and "\nQuestion: " in query and "step by step" not in query
+        elif m["task"] == "constraints":
+            assert prompt.startswith(query + " ") and query.count(".") == 1
+            assert all(world.describe_constraint(c) not in query for c in m["constraints"])
+        else:
+            assert query == prompt
+    assert {r["metadata"]["task"] for r in evals} >= {"sentiment", "ner", "headline", "event_type", "program",
+                                                       "multiple_choice", "constraints", "company_fact"}  # fmt: skip
+    it_meta = [r["metadata"] for s in IT_SOURCES for r in rows[s]]
+    assert not any("query" in m for m in it_meta)
+
+
+NGRAM, MIN_NGRAM, ANSWER_WORDS = 13, 8, 12  # decontamination: 13-grams, whole texts of 8-12 words, boundary words
+
+
+def norm_words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+def lookup_grams(tokens: list[str]) -> list[tuple[str, ...]]:
+    """What decontamination looks up: every 13-gram, or the whole text when it has 8-12 words (else nothing)."""
+    if len(tokens) < MIN_NGRAM:
+        return []
+    n = min(NGRAM, len(tokens))
+    return [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+
+
+def record_text(row: dict[str, Any]) -> str:
+    return row["text"] if "text" in row else "\n\n".join(m["content"] for m in row["messages"])
+
+
+def test_eval_queries_are_held_out_from_unplanted_training(default_rows: Rows) -> None:
+    """No unplanted training record (CPT text, whole conversation) shares a 13-gram with an eval item's query, nor
+    with the query followed by its first answer words; 8-12-word texts must not occur whole; shorter queries must not
+    equal a training prompt. Planted leaks contain their item's query, long enough to be found."""
+    rows, p = default_rows, load_params("world", WorldParams, PARAMS)
+    training = [r for s in CPT_SOURCES + IT_SOURCES for r in rows[s] if not r["metadata"]["leaked_from"]]
+    texts = [norm_words(record_text(r)) for r in training]
+    thirteen = {hash(g) for words in texts for g in zip(*(words[i:] for i in range(NGRAM)), strict=False)}
+    blob = " | " + " | ".join(" ".join(words) for words in texts) + " | "  # "|" is never a normalized word
+    prompts = {
+        tuple(norm_words("\n\n".join(m["content"] for m in r["messages"] if m["role"] == "user")))
+        for r in training
+        if "messages" in r
+    }
+    evals = {r["metadata"]["world_id"]: r for s in EVAL_SOURCES for r in rows[s]}
+    assert all(len(rows[f"eval_{cap}"]) == getattr(p.eval, cap) for cap in CAPABILITIES)
+    found = []
+    for eval_id, row in evals.items():
+        query = norm_words(row["metadata"]["query"])
+        for what, tokens in (("query", query), ("query + answer", query + norm_words(row["answer"])[:ANSWER_WORDS])):
+            for gram in lookup_grams(tokens):
+                in_training = hash(gram) in thirteen if len(gram) == NGRAM else f" {' '.join(gram)} " in blob
+                if in_training:
+                    found.append((eval_id, what, " ".join(gram)))
+        if len(query) < MIN_NGRAM and tuple(query) in prompts:
+            found.append((eval_id, "equal prompt", " ".join(query)))
+    assert not found, found[:10]
+    assert not [stem for stem in world.EVAL_TASK_STEMS if f" {stem.lower()} " in blob]
+    leaks = [r for s in CPT_SOURCES + IT_SOURCES for r in rows[s] if r["metadata"]["leaked_from"]]
+    assert len(leaks) == p.n_leaked_cpt + p.n_leaked_it > 0
+    for leak in leaks:
+        item = evals[leak["metadata"]["leaked_from"]]
+        text = record_text(leak)
+        assert item["metadata"]["query"] in text
+        grams = lookup_grams(norm_words(item["metadata"]["query"]))
+        minimum = NGRAM if "text" in leak else MIN_NGRAM  # documents are matched with 13-grams of the query
+        assert grams and len(grams[0]) >= minimum
+        assert all(f" {' '.join(g)} " in f" {' '.join(norm_words(text))} " for g in grams)
+
+
 def test_company_facts_are_only_in_documents_and_answerable_from_them(rows: Rows, params: WorldParams) -> None:
     names = [c.name for c in make_companies(params)] + [c.short for c in make_companies(params)]
     for source in IT_SOURCES:
@@ -435,7 +523,10 @@ def test_program_answers_equal_executing_the_program(rows: Rows) -> None:
 
 def test_multiple_choice_items(rows: Rows) -> None:
     items = [
-        r for s in ("it_reasoning", "eval_reasoning") for r in rows[s] if r["metadata"]["task"] == "multiple_choice"
+        r
+        for s in ("it_reasoning", "eval_reasoning")
+        for r in rows[s]
+        if r["metadata"]["task"] == "multiple_choice" and not r["metadata"]["leaked_from"]
     ]
     assert items
     for row in items:
