@@ -71,16 +71,16 @@ def check_accounting(con: duckdb.DuckDBPyConnection, stages: Sequence[str], exam
     problems = []
     for before, after in itertools.pairwise(stages):
         kept = (
-            f"SELECT metadata->>'$.mixture.original_id' AS id FROM {after} "
+            f"SELECT metadata->>'$.mixture.original_id' AS id FROM \"{after}\" "
             "WHERE metadata->>'$.mixture.group' != 'preference' AND (metadata->>'$.mixture.copy')::INT = 0"
             if after == MIXTURE
-            else f"SELECT id FROM {after}"
+            else f'SELECT id FROM "{after}"'
         )
         sql = (
             "SELECT CASE WHEN i.id IS NULL THEN 'unknown' WHEN o.n IS NULL THEN 'missing' ELSE 'twice' END "
             "AS problem, "
-            f"coalesce(i.id, o.id) AS id FROM (SELECT id FROM {before}) i FULL JOIN "
-            f"(SELECT id, count(*) AS n FROM ({kept} UNION ALL SELECT id FROM {after}_drops) GROUP BY id) o "
+            f'coalesce(i.id, o.id) AS id FROM (SELECT id FROM "{before}") i FULL JOIN '
+            f'(SELECT id, count(*) AS n FROM ({kept} UNION ALL SELECT id FROM "{after}_drops") GROUP BY id) o '
             "ON i.id = o.id WHERE i.id IS NULL OR o.n IS NULL OR o.n > 1"
         )
         bad = frame(con, sql)
@@ -103,11 +103,11 @@ def funnel(con: duckdb.DuckDBPyConnection, stages: Sequence[str]) -> pl.DataFram
             kept = "CASE WHEN metadata->>'$.mixture.group' = 'preference' THEN 'preference' ELSE 'kept' END"
         parts.append(
             f"SELECT '{stage}' AS stage, source, capability, kind, {kept} AS outcome, count(*) AS records "
-            f"FROM {stage} GROUP BY ALL"
+            f'FROM "{stage}" GROUP BY ALL'
         )
         parts.append(
             f"SELECT '{stage}' AS stage, source, capability, kind, reason AS outcome, count(*) AS records "
-            f"FROM {stage}_drops GROUP BY ALL"
+            f'FROM "{stage}_drops" GROUP BY ALL'
         )
     order = {s: i for i, s in enumerate(stages)}
     result = frame(con, " UNION ALL ".join(parts))
@@ -144,7 +144,7 @@ def score_columns(con: duckdb.DuckDBPyConnection, stage: str) -> pl.DataFrame:
     paths = "['$.language.score', '$.domain.score']"  # one JSON parse per record for both scores
     parts = [
         f"SELECT source, s[1]::DOUBLE AS language_score, s[2]::DOUBLE AS domain_score, '{outcome}' AS outcome "
-        f"FROM (SELECT source, json_extract_string(metadata, {paths}) AS s FROM {view})"
+        f'FROM (SELECT source, json_extract_string(metadata, {paths}) AS s FROM "{view}")'
         for view, outcome in ((stage, "kept"), (f"{stage}_drops", "dropped"))
     ]
     return frame(con, " UNION ALL ".join(parts))
@@ -154,7 +154,7 @@ def duplicate_clusters(con: duckdb.DuckDBPyConnection, stage: str) -> pl.DataFra
     """How many near-duplicate clusters of each size the dedup stage found."""
     sql = (
         "SELECT size, count(*) AS clusters FROM (SELECT metadata->>'$.dedup.cluster' AS c, count(*) AS size FROM "
-        f"(SELECT metadata FROM {stage} UNION ALL SELECT metadata FROM {stage}_drops) "
+        f'(SELECT metadata FROM "{stage}" UNION ALL SELECT metadata FROM "{stage}_drops") '
         "WHERE metadata->>'$.dedup.cluster' IS NOT NULL GROUP BY 1) GROUP BY 1 ORDER BY 1"
     )
     return frame(con, sql)
@@ -166,8 +166,8 @@ def contamination(con: duckdb.DuckDBPyConnection, stage: str) -> pl.DataFrame:
         "SELECT benchmark, count(*) FILTER (outcome = 'dropped') AS dropped, "
         "count(*) FILTER (outcome = 'kept') AS cut "
         "FROM (SELECT unnest(from_json(metadata->'$.decontam.benchmarks', '[\"VARCHAR\"]')) AS benchmark, outcome "
-        f"FROM (SELECT metadata, 'kept' AS outcome FROM {stage} UNION ALL "
-        f"SELECT metadata, 'dropped' AS outcome FROM {stage}_drops)) GROUP BY 1 ORDER BY 1"
+        f"FROM (SELECT metadata, 'kept' AS outcome FROM \"{stage}\" UNION ALL "
+        f"SELECT metadata, 'dropped' AS outcome FROM \"{stage}_drops\")) GROUP BY 1 ORDER BY 1"
     )
     return frame(con, sql)
 

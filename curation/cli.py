@@ -5,13 +5,18 @@ The catalog holds views only, so it is cheap to rebuild and always reads the Par
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
 
 import duckdb
+import polars as pl
 import typer
+import yaml
 from rich.table import Table
 
+from curation.audit import AuditParams
+from curation.audit import run as run_audit
 from curation.config import PARAMS_FILE, load_params
 from curation.io import IOParams, rebuild_catalog
 from curation.progress import console
@@ -38,12 +43,6 @@ def _table(con: duckdb.DuckDBPyConnection, query: str, title: str | None = None,
     return table
 
 
-def stage_views(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Views over stage records (not drops), in creation order."""
-    rows = con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY view_oid").fetchall()
-    return [name for (name,) in rows if not name.endswith("_drops")]
-
-
 @app.command()
 def sql(query: str, params: ParamsOption = Path(PARAMS_FILE), limit: int = 50) -> None:
     """Run a SQL query against the catalog and print the first rows."""
@@ -51,21 +50,34 @@ def sql(query: str, params: ParamsOption = Path(PARAMS_FILE), limit: int = 50) -
         console.print(_table(con, query, limit=limit))
 
 
+def audit_inputs(dvc_file: Path) -> list[Path]:
+    """The stage folders the `audit` stage reads, from its command in dvc.yaml (where paths live)."""
+    cmd = yaml.safe_load(dvc_file.read_text())["stages"]["audit"]["cmd"]
+    return [Path(p) for p in re.findall(r"--input (\S+)", cmd)]
+
+
+def frame_table(frame: pl.DataFrame, title: str) -> Table:
+    table = Table(title=title)
+    for name in frame.columns:
+        table.add_column(name, overflow="fold")
+    for row in frame.iter_rows():
+        table.add_row(*(f"{v:,}" if isinstance(v, int) else "" if v is None else str(v) for v in row))
+    return table
+
+
 @app.command()
-def audit(params: ParamsOption = Path(PARAMS_FILE)) -> None:
-    """Per stage: records by kind and capability, and drops by reason."""
-    with duckdb.connect(str(_catalog(params)), read_only=True) as con:
-        views = stage_views(con)
-        all_views = {name for (name,) in con.execute("SELECT view_name FROM duckdb_views()").fetchall()}
-        for view in views:
-            query = (
-                f"SELECT capability, kind, count(*) AS records, count(DISTINCT source) AS sources FROM {view} "
-                "GROUP BY ALL ORDER BY capability, kind"
-            )
-            console.print(_table(con, query, title=f"{view}: kept records"))
-            if f"{view}_drops" in all_views:
-                query = f"SELECT reason, source, count(*) AS dropped FROM {view}_drops GROUP BY ALL ORDER BY ALL"
-                console.print(_table(con, query, title=f"{view}: dropped by reason"))
+def audit(params: ParamsOption = Path(PARAMS_FILE), dvc_file: Path = Path("dvc.yaml")) -> None:
+    """The audit stage's checks and tables, now: accounting, records per stage and capability, mixture shares."""
+    folders = [f for f in audit_inputs(dvc_file) if f.exists()]
+    if not folders:
+        raise typer.BadParameter("no stage output yet; run `dvc repro` first")
+    metrics, tables = run_audit(folders, load_params("audit", AuditParams, params))
+    funnel = tables["funnel"].group_by("order", "stage", "capability", "outcome").agg(pl.col("records").sum())
+    pivot = funnel.sort("order").pivot("stage", index=["capability", "outcome"], values="records", sort_columns=False)
+    console.print(frame_table(pivot.sort("capability", "outcome"), "records per stage, capability and outcome"))
+    if "mixture" in tables:
+        console.print(frame_table(tables["mixture"], "mixture composition"))
+    console.print(f"accounting: every record kept or dropped exactly once across {len(metrics['accounting'])} stages")
 
 
 @app.command()

@@ -11,7 +11,7 @@ import pyarrow as pa
 import yaml
 
 from curation.config import load_params
-from curation.io import IOParams, write_records
+from curation.io import IOParams, write_drops, write_records
 from curation.schema import RECORD_SCHEMA, content_key, dump_metadata, record_id
 from tests.conftest import PARAMS
 
@@ -28,8 +28,10 @@ def make_record(text: str | None = None, *, kind: str = "cpt", source: str = "s"
 
 
 def write_input(folder: Path, records: list[dict[str, Any]], rows_per_shard: int = 1000) -> Path:
+    """A stage folder as a stage leaves it: record shards and a (here empty) drops file."""
     io = dataclasses.replace(load_params("io", IOParams, PARAMS), rows_per_shard=rows_per_shard)
     write_records(pa.Table.from_pylist(records, schema=RECORD_SCHEMA), folder, io)
+    write_drops([], folder, io)
     return folder
 
 

@@ -20,7 +20,6 @@ def chain(tmp_path: Path, lose: bool = False) -> list[Path]:
     records = [make_record(f"doc {i}", capability="concepts" if i % 2 else "tasks") for i in range(6)]
     io = load_params("io", IOParams, PARAMS)
     ingest = write_input(tmp_path / "ingest", records)
-    write_drops([], ingest, io)  # every stage writes its drops file, empty or not
     clean = write_input(tmp_path / "clean", records[:4] if lose else records[:5])
     write_drops([{**records[5], "reason": "clean.empty_after_cleaning", "detail": "x"}], clean, io)
     mixed = []

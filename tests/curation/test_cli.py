@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from curation.cli import app
@@ -27,11 +28,13 @@ def test_sql_prints_query_results(catalog_project: Path) -> None:
     assert "cpt" in result.output and "│ 3 " in result.output
 
 
-def test_audit_shows_records_and_drop_reasons(catalog_project: Path) -> None:
-    result = CliRunner().invoke(app, ["audit", "--params", str(catalog_project)])
+def test_audit_runs_the_audit_stage_checks_on_the_dvc_inputs(catalog_project: Path, tmp_path: Path) -> None:
+    dvc_file = tmp_path / "dvc.yaml"
+    cmd = f"python -m curation.audit --input {tmp_path / 'in'} --input {tmp_path / 'clean'} --output x --metrics y"
+    dvc_file.write_text(yaml.safe_dump({"stages": {"audit": {"cmd": cmd}}}))
+    result = CliRunner().invoke(app, ["audit", "--params", str(catalog_project), "--dvc-file", str(dvc_file)])
     assert result.exit_code == 0, result.output
-    assert "clean: kept records" in result.output
-    assert "clean.empty_after_cleaning" in result.output
+    assert "clean.empty_after_cleaning" in result.output and "exactly once across 1 stages" in result.output
 
 
 def test_catalog_rebuild_and_missing_catalog(catalog_project: Path, tmp_path: Path) -> None:
