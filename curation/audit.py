@@ -184,7 +184,7 @@ def plot(funnel_frame: pl.DataFrame, shares: pl.DataFrame, scores: pl.DataFrame,
         .group_by("order", "stage", "capability")
         .agg(pl.col("records").sum())
     )
-    pivot = kept.sort("order").pivot("capability", index="stage", values="records").fill_null(0)
+    pivot = kept.sort("order", "capability").pivot("capability", index="stage", values="records").fill_null(0)
     fig, ax = plt.subplots(figsize=(9, 4.5))
     bottom = None
     for cap in [c for c in pivot.columns if c != "stage"]:
