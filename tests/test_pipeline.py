@@ -130,6 +130,16 @@ def test_dvc_repro_end_to_end(tiny_project: Path, monkeypatch: pytest.MonkeyPatc
     assert capabilities == {"concepts", "tasks", "reasoning", "instruction_following", "general"}
 
 
+def outs(lock: dict) -> dict[str, str]:
+    return {o["path"]: o["md5"] for stage in lock["stages"].values() for o in stage.get("outs", [])}
+
+
+def test_a_forced_rerun_is_byte_identical(tiny_project: Path) -> None:
+    before = outs(yaml.safe_load((tiny_project / "dvc.lock").read_text()))
+    run(["dvc", "repro", "--force", "--quiet"], tiny_project)
+    assert outs(yaml.safe_load((tiny_project / "dvc.lock").read_text())) == before
+
+
 CURATION = ("world", "ingest", "clean", "language", "quality", "domain", "dedup", "decontam")
 
 
