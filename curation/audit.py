@@ -72,7 +72,7 @@ def check_accounting(con: duckdb.DuckDBPyConnection, stages: Sequence[str], exam
     for before, after in itertools.pairwise(stages):
         kept = (
             f"SELECT metadata->>'$.mixture.original_id' AS id FROM \"{after}\" "
-            "WHERE metadata->>'$.mixture.group' != 'preference' AND (metadata->>'$.mixture.copy')::INT = 0"
+            "WHERE metadata->>'$.mixture.role' = 'train' AND (metadata->>'$.mixture.copy')::INT = 0"
             if after == MIXTURE
             else f'SELECT id FROM "{after}"'
         )
@@ -94,13 +94,13 @@ def check_accounting(con: duckdb.DuckDBPyConnection, stages: Sequence[str], exam
 
 
 def funnel(con: duckdb.DuckDBPyConnection, stages: Sequence[str]) -> pl.DataFrame:
-    """Records per stage, source, capability, kind and outcome (`kept` or the drop reason); mixture preference
-    prompts are their own outcome, not training records."""
+    """Records per stage, source, capability, kind and outcome (`kept` or the drop reason); the mixture's side sets
+    (`base`, `preference`) are their own outcomes, not curriculum records."""
     parts = []
     for stage in stages:
         kept = "'kept'"
         if stage == MIXTURE:
-            kept = "CASE WHEN metadata->>'$.mixture.group' = 'preference' THEN 'preference' ELSE 'kept' END"
+            kept = "CASE metadata->>'$.mixture.role' WHEN 'train' THEN 'kept' ELSE metadata->>'$.mixture.role' END"
         parts.append(
             f"SELECT '{stage}' AS stage, source, capability, kind, {kept} AS outcome, count(*) AS records "
             f'FROM "{stage}" GROUP BY ALL'
@@ -123,7 +123,7 @@ def mixture_shares(con: duckdb.DuckDBPyConnection, has_pack: bool) -> pl.DataFra
         con,
         "SELECT metadata->>'$.mixture.group' AS \"group\", capability, "
         "count(*) FILTER (kind = 'cpt') AS cpt_records, count(*) FILTER (kind != 'cpt') AS it_records "
-        "FROM mixture WHERE metadata->>'$.mixture.group' != 'preference' GROUP BY ALL",
+        "FROM mixture WHERE metadata->>'$.mixture.role' != 'preference' GROUP BY ALL",
     ).with_columns(records=pl.col("cpt_records") + pl.col("it_records"))
     size = "records"
     if has_pack:
@@ -252,10 +252,9 @@ def run(folders: Sequence[Path], p: AuditParams) -> tuple[dict[str, Any], dict[s
     metrics: dict[str, Any] = {"accounting": accounting, "stages": {}}
     for (stage,), part in by_stage.partition_by("stage", as_dict=True, maintain_order=True).items():
         counts = dict(part.select("outcome", "records").iter_rows())
-        kept, preference = counts.pop("kept", 0), counts.pop("preference", None)
-        metrics["stages"][stage] = {"kept": kept, "dropped": sum(counts.values()), "by_reason": counts}
-        if preference is not None:
-            metrics["stages"][stage]["preference_prompts"] = preference
+        kept = counts.pop("kept", 0)
+        side = {role: counts.pop(role) for role in ("base", "preference") if role in counts}
+        metrics["stages"][stage] = {"kept": kept, "dropped": sum(counts.values()), "by_reason": counts, **side}
     if "mixture" in tables:
         metrics["mixture_share"] = {
             g: dict(part.select("capability", "share").iter_rows())

@@ -1,4 +1,5 @@
-"""Stage `mixture`: the FinRec training mixtures, one per curriculum group, and the preference-prompt mixture.
+"""Stage `mixture`: the FinRec training mixtures, one per curriculum group, plus two side sets: the base-model data
+(general text and instructions, for the embedded default's stand-in for an instruct model) and preference prompts.
 
 FinRec trains continual-pretraining (CPT) text and instruction (IT) data jointly, in one run, with the CPT side
 randomly downsampled to the size of the IT side (`cpt_to_it_ratio: 1.0`). The curriculum splits training into ordered
@@ -11,7 +12,9 @@ and stable when a source grows (a record chosen at 10% stays chosen at 20%). Siz
 or words when no tokenizer exists yet (the tokenizer is trained on the curated data, after this stage's inputs).
 A repeated record is written once per copy, under a new id derived from the original id and the copy number.
 
-Records not chosen are drops with the step that removed them; evaluation items leave the training mixture as
+Every written record says in `metadata.mixture.role` what it is for: `train` (a curriculum group), `base` or
+`preference`. A side-set record may also be in a training group, so it gets its own id (from the role and the original
+id). Records not chosen are drops with the step that removed them; evaluation items leave the training mixture as
 `mixture.eval_item`. The books balance as in = (kept - copies) + dropped.
 """
 
@@ -47,7 +50,7 @@ from curation.schema import (
 
 
 STAGE = "mixture"
-PREFERENCE = "preference"
+TRAIN, BASE, PREFERENCE = "train", "base", "preference"
 
 
 @params
@@ -63,6 +66,12 @@ class PreferenceParams:
 
 
 @params
+class BaseParams:
+    capabilities: list[Capability]
+    budget: int | None
+
+
+@params
 class MixtureParams:
     seed: int
     unit: Literal["records", "words"]
@@ -71,6 +80,7 @@ class MixtureParams:
     source_weights: dict[str, float]
     budgets: dict[str, int]
     groups: list[GroupParams]
+    base: BaseParams
     preference: PreferenceParams
 
 
@@ -179,6 +189,16 @@ def preference_prompts(frame: pl.DataFrame, p: PreferenceParams, seed: int) -> p
     return _take_until(wanted, p.max_prompts, "records", seed)[0].with_columns(group=pl.lit(PREFERENCE))
 
 
+def base_records(frame: pl.DataFrame, p: BaseParams, unit: str, seed: int) -> pl.DataFrame:
+    """The base model's data: training records of the declared capabilities, a seeded sample up to `budget`."""
+    wanted = frame.filter(
+        (pl.col(SPLIT) == Split.TRAIN) & pl.col(CAPABILITY).is_in([str(c) for c in p.capabilities])
+    ).with_columns(copy=pl.lit(0, pl.Int64))
+    if p.budget is not None:
+        wanted = _take_until(wanted, p.budget, unit, seed)[0]
+    return wanted.with_columns(group=pl.lit(BASE))
+
+
 def materialize(table: pa.Table, kept: pl.DataFrame) -> pa.Table:
     """Full records for the chosen (id, copy, group) rows; copies get new ids, metadata records the choice."""
     rows = {r[ID]: r for r in table.to_pylist()}
@@ -186,10 +206,11 @@ def materialize(table: pa.Table, kept: pl.DataFrame) -> pa.Table:
     for rid, copy, group in kept.select(ID, "copy", "group").iter_rows():
         record = dict(rows[rid])
         meta = json.loads(record[METADATA])
-        meta[STAGE] = {"group": group, "copy": copy, "original_id": rid}
+        role = group if group in (BASE, PREFERENCE) else TRAIN
+        meta[STAGE] = {"group": group, "role": role, "copy": copy, "original_id": rid}
         record[METADATA] = json.dumps(meta, ensure_ascii=False, sort_keys=True)
-        if group == PREFERENCE:  # the same prompt may also be in a training group: a distinct id
-            record[ID] = record_id(PREFERENCE, rid)
+        if role != TRAIN:  # a side-set record may also be in a training group: a distinct id
+            record[ID] = record_id(role, rid)
         elif copy:
             record[ID] = record_id(record[SOURCE], rid, copy)
         out.append(record)
@@ -200,7 +221,8 @@ def run(table: pa.Table, p: MixtureParams) -> tuple[pa.Table, pa.Table, dict[str
     frame = sizes(table)
     kept, dropped = select(frame, p)
     prefs = preference_prompts(frame, p.preference, p.seed)
-    records = materialize(table, pl.concat([kept, prefs.select(kept.columns)]))
+    base = base_records(frame, p.base, p.unit, p.seed)
+    records = materialize(table, pl.concat([kept, base.select(kept.columns), prefs.select(kept.columns)]))
     drop_rows = dropped.join(frame.select(ID), on=ID).unique([ID, "copy"], maintain_order=True)
     # a record dropped only as an extra copy (over budget) while another copy is kept is not a lost record
     lost = drop_rows.filter(~pl.col(ID).is_in(kept[ID].implode()))
@@ -219,6 +241,7 @@ def run(table: pa.Table, p: MixtureParams) -> tuple[pa.Table, pa.Table, dict[str
         "copies": kept.height - n_unique,
         "dropped": dict(sorted(lost.group_by("failure").len().iter_rows())),
         "preference_prompts": prefs.height,
+        "base": group_metrics(base, frame_unit=p.unit)[BASE],
         "groups": group_metrics(kept, frame_unit=p.unit),
     }
     metrics["dropped"] = {reason(STAGE, k): v for k, v in metrics["dropped"].items()}

@@ -24,12 +24,12 @@ def chain(tmp_path: Path, lose: bool = False) -> list[Path]:
     write_drops([{**records[5], "reason": "clean.empty_after_cleaning", "detail": "x"}], clean, io)
     mixed = []
     for i, r in enumerate(records[:4]):
-        meta = {"mixture": {"group": "g1" if i < 3 else "g2", "copy": 0, "original_id": r["id"]}}
+        meta = {"mixture": {"group": "g1" if i < 3 else "g2", "role": "train", "copy": 0, "original_id": r["id"]}}
         mixed.append({**r, "metadata": json.dumps(meta)})
     prompt = {
         **records[0],
         "id": "p0",
-        "metadata": json.dumps({"mixture": {"group": "preference", "original_id": "x"}}),
+        "metadata": json.dumps({"mixture": {"group": "preference", "role": "preference", "original_id": "x"}}),
     }
     mixture = write_input(tmp_path / "mixture", [*mixed, prompt])
     write_drops([{**records[4], "reason": "mixture.cpt_downsampled", "detail": "x"}], mixture, io)
@@ -41,7 +41,7 @@ def test_books_balance_and_numbers_add_up(tmp_path: Path) -> None:
     assert metrics["accounting"]["clean"] == {"missing": 0, "twice": 0, "unknown": 0}
     assert metrics["stages"]["ingest"] == {"kept": 6, "dropped": 0, "by_reason": {}}
     assert metrics["stages"]["clean"] == {"kept": 5, "dropped": 1, "by_reason": {"clean.empty_after_cleaning": 1}}
-    assert metrics["stages"]["mixture"]["kept"] == 4 and metrics["stages"]["mixture"]["preference_prompts"] == 1
+    assert metrics["stages"]["mixture"]["kept"] == 4 and metrics["stages"]["mixture"]["preference"] == 1
     shares = {(g, c): s for g, c, s in tables["mixture"].select("group", "capability", "share").iter_rows()}
     assert shares[("g2", "concepts")] == 1.0
     assert shares[("g1", "tasks")] + shares[("g1", "concepts")] == pytest.approx(1.0)

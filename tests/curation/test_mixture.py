@@ -108,6 +108,15 @@ def test_preference_prompts_are_training_instructions_with_their_own_ids() -> No
     assert records.num_rows == len(set(records.column("id").to_pylist()))
 
 
+def test_base_set_takes_general_training_records_under_its_own_ids() -> None:
+    records, _, metrics = run(world(), ONE_GROUP)
+    base = groups(records)["base"]
+    assert [(r["source"], r["capability"]) for r in base] == [("gen", "general")]
+    assert json.loads(base[0]["metadata"])["mixture"]["role"] == "base" and metrics["base"]["records"] == 1
+    trained = {json.loads(r["metadata"])["mixture"]["role"] for r in groups(records)["g1"]}
+    assert trained == {"train"}
+
+
 def test_main_writes_stage_outputs(tmp_path: Path) -> None:
     inputs = write_input(tmp_path / "in", world().to_pylist())
     metrics = run_main(mixture.main, tmp_path, project(tmp_path), [inputs], "mixture")
