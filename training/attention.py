@@ -26,12 +26,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from training.chat import IGNORE
+
 
 if TYPE_CHECKING:
     import torch
 
 
-IGNORE = -100  # label of a token that is not trained on (transformers' ignore_index; = training.pack.IGNORE)
 MASK_FREE = ("flash_attention_2", "flex_attention")  # attention implementations that read packing from position_ids
 
 

@@ -30,10 +30,10 @@ from curation.config import load_params, params
 from curation.io import IOParams, read_records, register_views, stage_paths, write_drops, write_metrics
 from curation.progress import setup_logging, summary, track
 from curation.schema import CAPABILITY, DROP_SCHEMA, ID, KIND, MESSAGES, METADATA, TEXT, Kind, reason
+from training.chat import IGNORE, tokenize_chat, tokenize_cpt
 
 
 STAGE = "pack"
-IGNORE = -100  # label of a token that is not trained on (transformers' ignore_index)
 PACKED_SCHEMA = pa.schema(
     [
         ("input_ids", pa.list_(pa.int32())),
@@ -49,19 +49,6 @@ PACKED_SCHEMA = pa.schema(
 class PackParams:
     seq_len: int
     groups: list[str]
-
-
-def tokenize_cpt(tokenizer: Any, text: str, seq_len: int) -> list[list[int]]:
-    """BOS + text + EOS, cut into chunks of at most `seq_len` tokens."""
-    ids = [tokenizer.bos_token_id, *tokenizer(text, add_special_tokens=False)["input_ids"], tokenizer.eos_token_id]
-    return [ids[i : i + seq_len] for i in range(0, len(ids), seq_len)]
-
-
-def tokenize_chat(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[list[int], list[int]]:
-    """Chat-template tokens and labels: the token where an assistant turn speaks, IGNORE elsewhere."""
-    out = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
-    ids = list(out["input_ids"])
-    return ids, [t if m else IGNORE for t, m in zip(ids, out["assistant_masks"], strict=True)]
 
 
 def tokenize(records: pa.Table, tokenizer: Any, seq_len: int) -> tuple[dict[str, list], list[tuple[int, str, str]]]:

@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 from curation.schema import RECORD_SCHEMA
 from tests.curation.stage_helpers import make_record
-from training.pack import IGNORE, group_metrics, pack, tokenize, tokenize_chat, tokenize_cpt
+from training.chat import IGNORE, tokenize_chat, tokenize_cpt
+from training.pack import group_metrics, pack, tokenize
 
 
 def test_cpt_chunks_cover_the_document_exactly(tokenizer: Any) -> None:
