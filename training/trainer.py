@@ -36,7 +36,7 @@ import xxhash
 from curation.config import params
 from curation.io import DROPS_FILE, StagePaths, stage_paths
 from curation.schema import ANSWER, ID, MESSAGES, TEXT, reason
-from training.chat import IGNORE, tokenize_chat
+from training.chat import IGNORE, tokenize_chat, tokenize_cpt
 
 
 if TYPE_CHECKING:
@@ -298,8 +298,9 @@ def held_out_sample(mixture_dir: Path, p: HeldOutParams) -> tuple[list[str], lis
 
 
 def _cpt_sequence(tokenizer: Any, text: str, max_length: int) -> tuple[list[int], list[int]]:
-    ids = [tokenizer.bos_token_id, *tokenizer(text, add_special_tokens=False)["input_ids"], tokenizer.eos_token_id]
-    return ids[:max_length], ids[:max_length]
+    """A held-out CPT text's first row-sized chunk, fully scored, exactly as pack tokenizes it."""
+    ids = tokenize_cpt(tokenizer, text, max_length)[0]
+    return ids, ids
 
 
 def mean_token_loss(
