@@ -45,6 +45,14 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
+from curation.answers import (
+    check_constraints,
+    describe_constraint,
+    execute_program,
+    format_step,
+    number_text,
+    run_program,
+)
 from curation.config import load_params, params
 from curation.io import stage_paths, write_metrics
 from curation.progress import setup_logging
@@ -141,12 +149,6 @@ def _money(millions: float) -> str:
 def _dollars(value: float, cents: bool = True) -> str:
     sign = "-" if value < 0 else ""
     return f"{sign}${abs(value):,.2f}" if cents else f"{sign}${abs(value):,.0f}"
-
-
-def _num(value: float) -> str:
-    """A number as a program argument or answer: at most 4 decimals, no trailing zeros, no thousands separators."""
-    text = f"{value:.4f}".rstrip("0").rstrip(".")
-    return "0" if text in ("", "-0") else text
 
 
 def _join(items: Sequence[str]) -> str:
@@ -3404,7 +3406,6 @@ def headline_item(rng: Random, held_out: bool = False) -> Item:
 
 # --- reasoning: FinQA-style programs and CFA-style multiple choice ----------------------------------------------
 
-_PROGRAM = re.compile(r"(add|subtract|multiply|divide)\(\s*(#\d+|-?\d+(?:\.\d+)?)\s*,\s*(#\d+|-?\d+(?:\.\d+)?)\s*\)")
 _FIN_ITEMS = {  # share of revenue; ranges keep net income below operating income and capex below operating cash
     "revenue": (1.0, 1.0),
     "operating income": (0.12, 0.3),
@@ -3420,33 +3421,9 @@ _FIN_ITEMS = {  # share of revenue; ranges keep net income below operating incom
 _FIN_NAMES = tuple(_FIN_ITEMS)
 
 
-def _run_program(program: str) -> list[tuple[str, str, str, float, float, float]]:
-    """Each step of a FinQA program as (op, arg1, arg2, value1, value2, result)."""
-    step = r"(?:add|subtract|multiply|divide)\(\s*[^(),\s]+\s*,\s*[^(),\s]+\s*\)"
-    if not re.fullmatch(rf"\s*{step}(?:\s*,\s*{step})*\s*", program):
-        raise ValueError(f"not a FinQA program: {program!r}")
-    steps: list[tuple[str, str, str, float, float, float]] = []
-    for op, a, b in _PROGRAM.findall(program):
-        x, y = (steps[int(t[1:])][5] if t.startswith("#") else float(t) for t in (a, b))
-        result = {"add": x + y, "subtract": x - y, "multiply": x * y}[op] if op != "divide" else x / y
-        steps.append((op, a, b, x, y, result))
-    if len(steps) != program.count("("):
-        raise ValueError(f"not a FinQA program: {program!r}")
-    return steps
-
-
-def execute_program(program: str) -> float:
-    """Run a FinQA program such as `subtract(5.2, 3), divide(#0, 3)`; `#k` is step k's result."""
-    return _run_program(program)[-1][5]
-
-
 def _program_steps(program: str) -> list[str]:
     """'Step k: op(a, b) = x - y = result' lines for the worked answer."""
-    symbol = {"add": "+", "subtract": "-", "multiply": "x", "divide": "/"}
-    return [
-        f"Step {k + 1}: {op}({a}, {b}) = {_num(x)} {symbol[op]} {_num(y)} = {_num(r)}"
-        for k, (op, a, b, x, y, r) in enumerate(_run_program(program))
-    ]
+    return [format_step(k, step) for k, step in enumerate(run_program(program))]
 
 
 def _fin_table(items: Sequence[str], years: Sequence[int], rng: Random) -> dict[str, list[float]]:
@@ -3529,14 +3506,14 @@ def program_item(rng: Random, steps: int, held_out: bool = False) -> Item:
     t = _fin_table(names, years, rng)
     fields = {
         "i1": i1, "i2": i2, "ya": years[a], "yb": years[b], "y": years[y], "y0": y0, "y1": y0 + 1, "y2": y0 + 2,
-        "v1a": _num(t[i1][a]), "v1b": _num(t[i1][b]), "v2a": _num(t[i2][a]), "v2b": _num(t[i2][b]),
-        "v1y": _num(t[i1][y]), "v2y": _num(t[i2][y]), "v10": _num(t[i1][0]), "v11": _num(t[i1][1]),
-        "v12": _num(t[i1][2]),
+        "v1a": number_text(t[i1][a]), "v1b": number_text(t[i1][b]), "v2a": number_text(t[i2][a]),
+        "v2b": number_text(t[i2][b]), "v1y": number_text(t[i1][y]), "v2y": number_text(t[i2][y]),
+        "v10": number_text(t[i1][0]), "v11": number_text(t[i1][1]), "v12": number_text(t[i1][2]),
     }  # fmt: skip
     for key, item in (("debt", "total debt"), ("cash", "cash and cash equivalents"), ("cfo", "cash from operations"),
                       ("capex", "capital expenditures"), ("rev", "revenue")):  # fmt: skip
         if item in t:
-            fields[key] = _num(t[item][y])
+            fields[key] = number_text(t[item][y])
     question, program = (template.format(**fields) for template in _FINQA[kind])
     if held_out:
         question = _FINQA_EVAL_QUESTIONS.get(kind, _FINQA[kind][0]).format(**fields)
@@ -3551,7 +3528,7 @@ def program_item(rng: Random, steps: int, held_out: bool = False) -> Item:
     query = f"{header}\n" + "\n".join(rows) + f"\nQuestion: {question}"
     prompt = f"{intro}\n{query}"
     value = execute_program(program)
-    answer = _num(round(value, 4))
+    answer = number_text(round(value, 4))
     response = f"Program: {program}\n" + "\n".join(_program_steps(program)) + f"\nAnswer: {answer}"
     meta = {"task": "program", "program": program, "answer": round(value, 4), "steps": steps, "question_type": kind}
     return Item(prompt, answer, response, meta, query=query)
@@ -3678,68 +3655,6 @@ _IF_CONFLICTS = (
     {"lowercase", "json_keys"}, {"json_keys", "bullets"}, {"json_keys", "end_with"}, {"json_keys", "quotation"},
     {"json_keys", "no_commas"}, {"quotation", "end_with"}, {"quotation", "bullets"},
 )  # fmt: skip
-
-
-def describe_constraint(c: Mapping[str, Any]) -> str:
-    kind = c["type"]
-    if kind == "uppercase":
-        return "Your entire response must be in English and in capital letters only."
-    if kind == "lowercase":
-        return "Your entire response must be in lowercase letters; no capital letters are allowed."
-    if kind == "max_words":
-        return f"Answer with at most {c['n']} words."
-    if kind == "bullets":
-        return f"Your answer must contain exactly {c['n']} bullet points, each on its own line starting with '* '."
-    if kind == "keyword":
-        return f'Include the keyword "{c["word"]}" in your response.'
-    if kind == "end_with":
-        return f'Finish your response with this exact phrase: "{c["phrase"]}". No other words should follow it.'
-    if kind == "json_keys":
-        return (
-            "Wrap your entire output in JSON format with exactly these keys: "
-            + ", ".join(f'"{k}"' for k in c["keys"])
-            + "."
-        )
-    if kind == "no_commas":
-        return "Do not use any commas in your response."
-    if kind == "quotation":
-        return "Wrap your entire response in double quotation marks."
-    raise ValueError(f"unknown constraint type {kind!r}")
-
-
-def check_constraints(text: str, constraints: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The types of the constraints `text` violates (empty when it satisfies all of them)."""
-    failed = []
-    for c in constraints:
-        kind = c["type"]
-        if kind == "uppercase":
-            ok = text == text.upper() and any(ch.isalpha() for ch in text)
-        elif kind == "lowercase":
-            ok = text == text.lower() and any(ch.isalpha() for ch in text)
-        elif kind == "max_words":
-            ok = _words(text) <= c["n"]
-        elif kind == "bullets":
-            ok = len(re.findall(r"^\s*[*-]\s", text, flags=re.MULTILINE)) == c["n"]
-        elif kind == "keyword":
-            ok = re.search(rf"\b{re.escape(c['word'])}\b", text, flags=re.IGNORECASE) is not None
-        elif kind == "end_with":
-            ok = text.strip().endswith(c["phrase"])
-        elif kind == "json_keys":
-            try:
-                obj = json.loads(text.strip().removeprefix("```json").removesuffix("```").strip())
-                ok = isinstance(obj, dict) and sorted(obj) == sorted(c["keys"])
-            except json.JSONDecodeError:
-                ok = False
-        elif kind == "no_commas":
-            ok = "," not in text
-        elif kind == "quotation":
-            stripped = text.strip()
-            ok = len(stripped) > 1 and stripped[0] == '"' and stripped[-1] == '"'
-        else:
-            raise ValueError(f"unknown constraint type {kind!r}")
-        if not ok:
-            failed.append(kind)
-    return failed
 
 
 def _if_constraint_types(rng: Random, novel: bool) -> list[str]:

@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 import yaml
 
-from curation import world
+from curation import answers, world
+from curation.answers import check_constraints
 from curation.config import load_params
 from curation.world import (
     CPT_SOURCES,
@@ -29,7 +30,6 @@ from curation.world import (
     IT_SOURCES,
     SOURCES,
     WorldParams,
-    check_constraints,
     generate,
     make_companies,
     manifest,
@@ -404,7 +404,7 @@ def test_eval_queries_are_the_content_without_the_template(rows: Rows) -> None:
             assert query.startswith("| item |") and "\nQuestion: " in query and "step by step" not in query
         elif m["task"] == "constraints":
             assert prompt.startswith(query + " ") and query.count(".") == 1
-            assert all(world.describe_constraint(c) not in query for c in m["constraints"])
+            assert all(answers.describe_constraint(c) not in query for c in m["constraints"])
         else:
             assert query == prompt
     assert {r["metadata"]["task"] for r in evals} >= {"sentiment", "ner", "headline", "event_type", "program",
@@ -511,14 +511,14 @@ def test_program_answers_equal_executing_the_program(rows: Rows) -> None:
         m = row["metadata"]
         value = run_program(m["program"])
         assert m["answer"] == pytest.approx(value, abs=1e-4)
-        assert world.execute_program(m["program"]) == pytest.approx(value)
+        assert answers.execute_program(m["program"]) == pytest.approx(value)
         shown = row["answer"] if "answer" in row else row["messages"][-1]["content"].rsplit("Answer: ", 1)[-1]
         assert float(shown) == pytest.approx(value, abs=1e-4)
     novel = [r for r in rows["eval_reasoning"] if r["metadata"]["group"] == "novel"]
     assert novel and all(r["metadata"]["program"].count("(") == 3 for r in novel)
     assert all(r["metadata"]["mode"] == "cot" for r in rows["eval_reasoning"])
     with pytest.raises(ValueError):
-        world.execute_program("subtract(1, 2), launch(#0, 3)")
+        answers.execute_program("subtract(1, 2), launch(#0, 3)")
 
 
 def test_multiple_choice_items(rows: Rows) -> None:
