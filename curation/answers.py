@@ -65,6 +65,12 @@ def number_text(value: float) -> str:
     return "0" if text in ("", "-0") else text
 
 
+def trajectory_steps(text: str) -> list[str]:
+    """A worked answer's steps: its non-empty lines, stripped. The judge names the first wrong one by its index, and
+    a stepwise corrective pair keeps the steps before it."""
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
 def format_step(k: int, step: Step) -> str:
     """The worked-answer line of step `k` (0-based): 'Step 1: divide(#0, 2) = 11961.9 / 2 = 5980.95'."""
     x, y, r = map(number_text, (step.x, step.y, step.result))

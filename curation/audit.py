@@ -256,10 +256,12 @@ def run(folders: Sequence[Path], p: AuditParams) -> tuple[dict[str, Any], dict[s
         side = {role: counts.pop(role) for role in ("base", "preference") if role in counts}
         metrics["stages"][stage] = {"kept": kept, "dropped": sum(counts.values()), "by_reason": counts, **side}
     if "mixture" in tables:
-        metrics["mixture_share"] = {
-            g: dict(part.select("capability", "share").iter_rows())
-            for (g,), part in tables["mixture"].partition_by("group", as_dict=True, maintain_order=True).items()
-        }
+        groups = tables["mixture"].partition_by("group", as_dict=True, maintain_order=True).items()
+        metrics["mixture_share"] = {g: dict(part.select("capability", "share").iter_rows()) for (g,), part in groups}
+        if "tokens" in tables["mixture"].columns:  # what the report says each model was trained on
+            metrics["mixture_tokens"] = {
+                g: dict(part.select("capability", "tokens").iter_rows()) for (g,), part in groups
+            }
     return metrics, tables
 
 

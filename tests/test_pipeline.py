@@ -12,12 +12,19 @@ from pathlib import Path
 import duckdb
 import pytest
 import yaml
+from dvc.parsing import DataResolver
+from dvc.repo import Repo
 
 from tests.conftest import PARAMS, REPO
 
 
-DVC = yaml.safe_load((REPO / "dvc.yaml").read_text())
-STAGES = DVC["stages"]
+def resolved_stages() -> dict[str, dict]:
+    """dvc.yaml's stages as DVC runs them: `foreach` expanded (evaluate@<model>) and `${...}` filled from params."""
+    with Repo(str(REPO)) as repo:
+        return DataResolver(repo, str(REPO), yaml.safe_load((REPO / "dvc.yaml").read_text())).resolve()["stages"]
+
+
+STAGES = resolved_stages()
 PACKAGES = ("curation", "training", "evaluation")
 
 
@@ -61,9 +68,18 @@ def test_stage_paths_and_modules_are_declared(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(STAGES))
 def test_stage_params_sections_exist(name: str) -> None:
-    sections = yaml.safe_load(PARAMS.read_text())
-    for section in STAGES[name].get("params", []):
-        assert section in sections, f"{name}: params section {section!r} is not in params.yaml"
+    for key in STAGES[name].get("params", []):
+        section: object = yaml.safe_load(PARAMS.read_text())
+        for part in key.split("."):
+            assert isinstance(section, dict) and part in section, f"{name}: params key {key!r} is not in params.yaml"
+            section = section[part]
+
+
+def test_report_reads_every_evaluated_model() -> None:
+    models = yaml.safe_load(PARAMS.read_text())["evaluate"]["models"]
+    assert {n for n in STAGES if n.startswith("evaluate@")} == {f"evaluate@{m}" for m in models}
+    wanted = {f"data/metrics/evaluate/{m}.json" for m in models}
+    assert wanted <= declared(STAGES["report"], "deps"), f"report: add {sorted(wanted)} to its deps"
 
 
 def test_outputs_live_under_data() -> None:
@@ -121,10 +137,17 @@ def tiny_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_dvc_repro_end_to_end(tiny_project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tiny_project)  # catalog views name their Parquet relative to the project root
     assert "up to date" in run(["dvc", "status"], tiny_project)
-    for stage in STAGES:
-        metrics = json.loads((tiny_project / "data" / "metrics" / f"{stage}.json").read_text())
-        if "kept" in metrics:
-            assert metrics["in"] == metrics["kept"] + sum(metrics["dropped"].values()), stage
+    for name, stage in STAGES.items():
+        for path in declared(stage, "metrics"):
+            metrics = json.loads((tiny_project / path).read_text())
+            if "kept" in metrics:
+                assert metrics["in"] == metrics["kept"] + sum(metrics["dropped"].values()), name
+    tasks = {p.stem for p in (REPO / "evaluation" / "tasks").glob("fintrain_*.yaml")}
+    for model in ("base", "foundation", "reasoning"):
+        evaluated = json.loads((tiny_project / "data" / "metrics" / "evaluate" / f"{model}.json").read_text())
+        assert set(evaluated["tasks"]) == tasks and 0 <= evaluated["overall"] <= 1
+    report = (tiny_project / "data" / "report" / "report.md").read_text()
+    assert all(f"| {task} |" in report for task in tasks)
     with duckdb.connect("data/catalog.duckdb", read_only=True) as con:
         sql = "SELECT count(*) FROM ingest_drops WHERE reason IN ('ingest.malformed_json', 'ingest.undecodable_bytes')"
         assert con.execute(sql).fetchall() == [(TINY_WORLD["malformed_rows"],)]
@@ -156,8 +179,11 @@ def test_a_mixture_ratio_change_reruns_only_the_mixture_and_after(tiny_project: 
     status = run(["dvc", "status", "--json"], tiny_project)
     assert set(json.loads(status)) == {"mixture"}  # status names the changed stage; repro runs what depends on it
     log = run(["dvc", "repro"], tiny_project)
-    ran = set(re.findall(r"Running stage '(\w+)'", log))
+    ran = set(re.findall(r"Running stage '([\w@]+)'", log))
     # base reruns too: its held-out CPT sample is drawn from the mixture's drops, which the ratio changes
-    assert ran == {"mixture", "pack", "audit", "base", "joint"} and not ran & set(CURATION)
+    # evaluate@base does not: the base model trains on the base side set, which the ratio leaves alone, so its
+    # weights, evaluate@base's dependency, come out byte-identical
+    evaluated = {"evaluate@foundation", "evaluate@reasoning"}
+    assert ran == {"mixture", "pack", "audit", "base", "joint", *evaluated, "report"} and not ran & set(CURATION)
     metrics = json.loads((tiny_project / "data" / "metrics" / "mixture.json").read_text())
     assert metrics["groups"]["foundation"]["cpt_to_it"] == pytest.approx(0.5, abs=0.1)

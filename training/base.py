@@ -22,6 +22,7 @@ from typing import Any
 from curation.config import load_params, params
 from curation.io import write_metrics
 from curation.progress import setup_logging
+from training.chat import stop_token_ids
 from training.model import ModelParams, build_model, count_parameters
 from training.trainer import (
     HeldOutParams,
@@ -63,6 +64,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
     special = tokenizer.pad_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id
     model = build_model(model_p, len(tokenizer), *special)
+    if model_p.pretrained is None:  # a pretrained model's generation config already names its stop tokens
+        model.generation_config.eos_token_id = stop_token_ids(tokenizer)
     rows = rows_file(pack_dir, p.group)
     seq_len = PackedRows([rows]).longest
     cpt, conversations = held_out_sample(mixture_dir, held)

@@ -24,3 +24,9 @@ def tokenize_chat(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[list[
     out = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
     ids = list(out["input_ids"])
     return ids, [t if m else IGNORE for t, m in zip(ids, out["assistant_masks"], strict=True)]
+
+
+def stop_token_ids(tokenizer: Any) -> list[int]:
+    """Where generation stops: the last token the template trains in an assistant turn (its end marker) and EOS."""
+    _, labels = tokenize_chat(tokenizer, [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}])
+    return sorted({[t for t in labels if t != IGNORE][-1], tokenizer.eos_token_id})
