@@ -60,6 +60,15 @@ def _cell(value: float | None, base: float | None) -> str:
     return f"{value:.3f}" if base is None else f"{value:.3f} ({value - base:+.3f})"
 
 
+def _against_baseline(rows: Mapping[str, Mapping[str, float]], models: Sequence[str], baseline: str) -> list[str]:
+    """A Markdown table: a row per name, a column per model, each cell with its change against the baseline."""
+    lines = ["| capability | " + " | ".join(models) + " |", "|" + "---|" * (len(models) + 1)]
+    for name, values in rows.items():
+        cells = [_cell(values.get(m), None if m == baseline else values.get(baseline)) for m in models]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def markdown(
     results: Mapping[str, Mapping[str, Any]],
     rows: Mapping[str, Mapping[str, float]],
@@ -75,13 +84,8 @@ def markdown(
         "",
         "## By capability",
         "",
-        "| capability | " + " | ".join(models) + " |",
-        "|" + "---|" * (len(models) + 1),
+        *_against_baseline(rows, models, baseline),
     ]
-
-    for name, values in rows.items():
-        cells = [_cell(values.get(m), None if m == baseline else values.get(baseline)) for m in models]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += [
         "",
         "## By task",
@@ -115,12 +119,8 @@ def markdown(
             "Mean loss per token of each item's target (lower is better; in brackets the change against the "
             "baseline): it ranks models still too weak to answer in the asked form.",
             "",
-            "| capability | " + " | ".join(models) + " |",
-            "|" + "---|" * (len(models) + 1),
+            *_against_baseline(losses, models, baseline),
         ]
-        for name, values in losses.items():
-            cells = [_cell(values.get(m), None if m == baseline else values.get(baseline)) for m in models]
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     capabilities = sorted({c for t in tokens.values() for c in t})
     lines += [
         "",
