@@ -68,9 +68,9 @@ class EvaluateParams:
     generate: GenerateParams
 
 
-def fingerprint(model_dir: str | Path, spec: TaskSpec, task_items: Sequence[Item], gen: GenerateParams) -> str:
-    """What a task's generations depend on: the model's bytes, the prompts and the generation settings."""
-    setting = [checkpoint_digest(model_dir), spec.max_new_tokens, gen.device, gen.dtype]
+def fingerprint(model_digest: str, spec: TaskSpec, task_items: Sequence[Item], gen: GenerateParams) -> str:
+    """What a task's generations depend on: the model's bytes (`checkpoint_digest`), the prompts and the settings."""
+    setting = [model_digest, spec.max_new_tokens, gen.device, gen.dtype]
     setting.append([(i.id, i.messages, i.target) for i in task_items])
     return xxhash.xxh3_128_hexdigest(json.dumps(setting, sort_keys=True))
 
@@ -153,6 +153,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     name = paths.output.name
     started = time.perf_counter()
     specs = load_tasks(p.tasks)
+    digest = checkpoint_digest(model_dir)  # once: it reads every byte of the checkpoint
     paths.output.mkdir(parents=True, exist_ok=True)
     for stale in set(paths.output.glob("*.parquet")) - {paths.output / f"{s.task}.parquet" for s in specs}:
         stale.unlink()
@@ -162,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     for spec in specs:
         task_items = items(spec, p.paths)
         out = paths.output / f"{spec.task}.parquet"
-        key = fingerprint(model_dir, spec, task_items, p.generate)
+        key = fingerprint(digest, spec, task_items, p.generate)
         kept = _cached(out, key)
         if kept is None:
             loaded = loaded or load(model_dir, p.generate)

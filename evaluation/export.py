@@ -13,6 +13,7 @@ The system prompt becomes the task's `description`, which the harness sends as t
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -77,9 +78,15 @@ def write(specs: Sequence[TaskSpec], paths: dict[str, str], output: Path) -> lis
     return written
 
 
+@functools.cache
+def _spec(task: str) -> TaskSpec:
+    """A task's spec, parsed once: the harness calls `process_results` for every item."""
+    return load_task(TASKS_DIR / f"{task}.yaml")
+
+
 def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, tuple[str, str, str | None, str]]:
     """Per metric of the doc's task: (task, metric, extracted answer, reference), for `aggregate` to score together."""
-    spec = load_task(TASKS_DIR / f"{doc['task']}.yaml")
+    spec = _spec(doc["task"])
     extracted = extract(results[0], spec.extract.kind, **(spec.extract.options or {}))
     return {m: (spec.task, m, extracted, doc["reference"]) for m in spec.metrics}
 
@@ -87,7 +94,7 @@ def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, tuple[
 def aggregate(rows: list[tuple[str, str, str | None, str]]) -> float:
     """A metric's task value over all items (not always their mean: macro-F1, entity micro-F1)."""
     task, metric = rows[0][:2]
-    spec = load_task(TASKS_DIR / f"{task}.yaml")
+    spec = _spec(task)
     options = {k: v for k, v in (spec.metric_options or {}).items() if k in METRICS[metric].options}
     return score([r[2] for r in rows], [r[3] for r in rows], metric, **options)[1]
 
