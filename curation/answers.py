@@ -65,6 +65,22 @@ def number_text(value: float) -> str:
     return "0" if text in ("", "-0") else text
 
 
+_NUM = r"-?\d+(?:\.\d+)?"
+_STEP_LINE = re.compile(
+    rf"Step (\d+):\s*({'|'.join(OPERATIONS)})\(\s*({_ARG})\s*,\s*({_ARG})\s*\)\s*=\s*({_NUM})\s*([-+x/])\s*({_NUM})"
+    rf"\s*=\s*({_NUM})"
+)
+
+
+def parse_step(line: str) -> tuple[int, Step] | None:
+    """The 0-based step number and the step a `format_step` line states, its numbers as written (unchecked); None
+    when the line is not one."""
+    m = _STEP_LINE.fullmatch(line.strip())
+    if m is None or OPERATIONS[m[2]] != m[6]:
+        return None
+    return int(m[1]) - 1, Step(m[2], m[3], m[4], float(m[5]), float(m[7]), float(m[8]))
+
+
 def trajectory_steps(text: str) -> list[str]:
     """A worked answer's steps: its non-empty lines, stripped. The judge names the first wrong one by its index, and
     a stepwise corrective pair keeps the steps before it."""

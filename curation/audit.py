@@ -26,7 +26,7 @@ from curation.progress import setup_logging
 
 log = logging.getLogger(__name__)
 STAGE = "audit"
-MIXTURE, PACK = "mixture", "pack"
+MIXTURE, PACK, PAIRS = "mixture", "pack", "pairs"
 
 
 @params
@@ -172,6 +172,19 @@ def contamination(con: duckdb.DuckDBPyConnection, stage: str) -> pl.DataFrame:
     return frame(con, sql)
 
 
+def preference_pairs(con: duckdb.DuckDBPyConnection, stage: str) -> pl.DataFrame:
+    """Preference pairs per source, capability, pair type (FAP/SCP) and where the chosen side came from, with the
+    mean length of the right prefix an SCP pair starts from and of each side."""
+    sql = (
+        "SELECT source, capability, metadata->>'$.pairs.type' AS pair_type, "
+        "metadata->>'$.pairs.chosen_from' AS chosen_from, count(*) AS pairs, "
+        "round(avg((metadata->>'$.pairs.prefix_steps')::INT), 2) AS mean_prefix_steps, "
+        "round(avg(length(chosen)), 1) AS mean_chosen_chars, round(avg(length(rejected)), 1) AS mean_rejected_chars "
+        f'FROM "{stage}" GROUP BY ALL ORDER BY ALL'
+    )
+    return frame(con, sql)
+
+
 def plot(funnel_frame: pl.DataFrame, shares: pl.DataFrame, scores: pl.DataFrame, bins: int, folder: Path) -> None:
     """funnel.png (records kept per stage and capability), mixture.png (group composition), scores.png."""
     import matplotlib
@@ -196,7 +209,7 @@ def plot(funnel_frame: pl.DataFrame, shares: pl.DataFrame, scores: pl.DataFrame,
     fig.savefig(folder / "funnel.png", dpi=120)
     plt.close(fig)
 
-    if shares.height:
+    if shares.height:  # without a mixture among the inputs there is no mixture.png
         groups = shares["group"].unique(maintain_order=True).to_list()
         fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 3.5), squeeze=False)
         for ax, group in zip(axes[0], groups, strict=True):
@@ -207,6 +220,8 @@ def plot(funnel_frame: pl.DataFrame, shares: pl.DataFrame, scores: pl.DataFrame,
         fig.savefig(folder / "mixture.png", dpi=120)
         plt.close(fig)
 
+    if not scores.height:
+        return
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
     for ax, column in zip(axes, ("language_score", "domain_score"), strict=True):
         for outcome in ("kept", "dropped"):
@@ -236,18 +251,19 @@ def markdown(title: str, table: pl.DataFrame) -> str:
 def run(folders: Sequence[Path], p: AuditParams) -> tuple[dict[str, Any], dict[str, pl.DataFrame]]:
     """Every audit table and the metrics; raises AccountingError if the books do not balance."""
     con, stages = connect(folders)
-    curation = [s for s in stages if s not in (MIXTURE, PACK)]
-    accounting = check_accounting(con, [s for s in stages if s != PACK], p.show_examples)
+    curation = [s for s in stages if s not in (MIXTURE, PACK, PAIRS)]
+    accounting = check_accounting(con, [s for s in stages if s not in (PACK, PAIRS)], p.show_examples)
     tables = {"funnel": funnel(con, stages)}
-    last = curation[-1]
     has_views = {name for (name,) in con.execute("SELECT view_name FROM duckdb_views()").fetchall()}
-    tables["scores"] = score_columns(con, last)
+    tables["scores"] = score_columns(con, curation[-1]) if curation else pl.DataFrame()
     if MIXTURE in stages:
         tables["mixture"] = mixture_shares(con, "pack_rows" in has_views)
     if "dedup" in stages:
         tables["duplicate_clusters"] = duplicate_clusters(con, "dedup")
     if "decontam" in stages:
         tables["contamination"] = contamination(con, "decontam")
+    if PAIRS in stages:
+        tables["preference_pairs"] = preference_pairs(con, PAIRS)
     by_stage = tables["funnel"].group_by("order", "stage", "outcome").agg(pl.col("records").sum()).sort("order")
     metrics: dict[str, Any] = {"accounting": accounting, "stages": {}}
     for (stage,), part in by_stage.partition_by("stage", as_dict=True, maintain_order=True).items():
@@ -262,6 +278,11 @@ def run(folders: Sequence[Path], p: AuditParams) -> tuple[dict[str, Any], dict[s
             metrics["mixture_tokens"] = {
                 g: dict(part.select("capability", "tokens").iter_rows()) for (g,), part in groups
             }
+    if "preference_pairs" in tables:
+        metrics["preference_pairs"] = {
+            f"{source}/{capability}/{kind}/{origin}": n
+            for source, capability, kind, origin, n in tables["preference_pairs"].select(pl.nth(range(5))).iter_rows()
+        }
     return metrics, tables
 
 
@@ -283,9 +304,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         for name, t in tables.items()
         if name not in ("funnel", "scores")
     ]
-    report = (
-        "# Curation and mixture audit\n\n![funnel](funnel.png)\n![mixture](mixture.png)\n![scores](scores.png)\n\n"
-    )
+    images = "".join(f"![{f.stem}]({f.name})\n" for f in sorted(paths.output.glob("*.png")))
+    report = f"# Audit of {', '.join(f.name for f in paths.inputs)}\n\n{images}\n"
     (paths.output / "report.md").write_text(report + "\n".join(sections), encoding="utf-8")
     if paths.plots is not None:
         paths.plots.mkdir(parents=True, exist_ok=True)

@@ -60,7 +60,8 @@ def stage_paths(argv: Sequence[str] | None, description: str) -> StagePaths:
     return StagePaths(args.input, args.output, args.metrics, args.params, args.plots)
 
 
-def _atomic_write_table(table: pa.Table, path: Path, compression: str) -> None:
+def write_table(table: pa.Table, path: Path, compression: str) -> None:
+    """Write one Parquet file under a temporary name and rename it: a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     pq.write_table(table, tmp, compression=compression)
@@ -77,7 +78,7 @@ def write_records(table: pa.Table, folder: Path, io: IOParams) -> list[Path]:
     paths = []
     for i in range(n_shards):
         path = folder / f"records-{i:05d}.parquet"
-        _atomic_write_table(table.slice(i * io.rows_per_shard, io.rows_per_shard), path, io.compression)
+        write_table(table.slice(i * io.rows_per_shard, io.rows_per_shard), path, io.compression)
         paths.append(path)
     return paths
 
@@ -97,7 +98,7 @@ def write_drops(rows: Sequence[Mapping[str, Any]] | pa.Table, folder: Path, io: 
     table = table.select(DROP_SCHEMA.names).cast(DROP_SCHEMA)
     table = table.sort_by([("source", "ascending"), ("file", "ascending"), ("line", "ascending"), (ID, "ascending")])
     path = folder / DROPS_FILE
-    _atomic_write_table(table, path, io.compression)
+    write_table(table, path, io.compression)
     return path
 
 

@@ -16,3 +16,34 @@ def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test may reach the Hugging Face Hub."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+
+
+CORPUS = [f"Revenue of company {i} rose {i % 17}.5% to ${1000 + i:,} million in fiscal 2023." for i in range(300)]
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Llama saved with a locally trained tokenizer, as a training stage leaves a model."""
+    import dataclasses
+
+    import torch
+
+    from curation.config import load_params
+    from training.chat import stop_token_ids
+    from training.model import ModelParams, build_model
+    from training.tokenizer import TokenizerParams, train_bpe
+
+    folder = tmp_path_factory.mktemp("model")
+    tokenizer = train_bpe(
+        CORPUS, dataclasses.replace(load_params("tokenizer", TokenizerParams, PARAMS), vocab_size=400)
+    )
+    shipped = load_params("model", ModelParams, PARAMS)
+    tiny = dataclasses.replace(shipped, hidden_size=32, intermediate_size=64, num_hidden_layers=1)
+    model = build_model(tiny, len(tokenizer), tokenizer.pad_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id)
+    torch.manual_seed(0)
+    for weight in model.parameters():  # large random weights: peaked, prompt-dependent outputs instead of near-ties
+        weight.data.normal_(0.0, 0.5)
+    model.generation_config.eos_token_id = stop_token_ids(tokenizer)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -124,7 +124,7 @@ def tiny_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
             shutil.copy2(REPO / name, root / name)
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["world"].update(TINY_WORLD)
-    for train in (params["base"]["train"], *params["joint"]["train"].values()):
+    for train in (params["base"]["train"], *params["joint"]["train"].values(), params["rpo"]["train"]):
         train.update(max_steps=2, save_steps=1)  # the plumbing, not the learning: tests/training covers that
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["git", "init", "-q"], root)
@@ -143,17 +143,29 @@ def test_dvc_repro_end_to_end(tiny_project: Path, monkeypatch: pytest.MonkeyPatc
             if "kept" in metrics:
                 assert metrics["in"] == metrics["kept"] + sum(metrics["dropped"].values()), name
     tasks = {p.stem for p in (REPO / "evaluation" / "tasks").glob("fintrain_*.yaml")}
-    for model in ("base", "foundation", "reasoning"):
+    for model in ("base", "foundation", "reasoning", "aligned"):
         evaluated = json.loads((tiny_project / "data" / "metrics" / "evaluate" / f"{model}.json").read_text())
         assert set(evaluated["tasks"]) == tasks and 0 <= evaluated["overall"] <= 1
     report = (tiny_project / "data" / "report" / "report.md").read_text()
     assert all(f"| {task} |" in report for task in tasks)
+    metrics = {s: json.loads((tiny_project / "data" / "metrics" / f"{s}.json").read_text())
+               for s in ("sample", "judge", "pairs", "rpo", "audit_pairs")}  # fmt: skip
+    num_samples = yaml.safe_load((tiny_project / "params.yaml").read_text())["sample"]["num_samples"]
+    assert metrics["judge"]["trajectories"] == metrics["sample"]["samples"] == metrics["sample"]["kept"] * num_samples
+    assert metrics["pairs"]["in"] == metrics["sample"]["kept"] and sum(metrics["pairs"]["pairs"].values()) > 0
+    assert metrics["rpo"]["train"]["pairs"] == sum(metrics["pairs"]["pairs"].values())
+    assert metrics["rpo"]["train"]["steps"] == 2 and metrics["rpo"]["train"]["margins"]["history"]
+    assert sum(metrics["audit_pairs"]["preference_pairs"].values()) == metrics["rpo"]["train"]["pairs"]
     with duckdb.connect("data/catalog.duckdb", read_only=True) as con:
         sql = "SELECT count(*) FROM ingest_drops WHERE reason IN ('ingest.malformed_json', 'ingest.undecodable_bytes')"
         assert con.execute(sql).fetchall() == [(TINY_WORLD["malformed_rows"],)]
         sql = "SELECT count(*) FROM ingest WHERE (metadata->>'$.is_spam')::BOOLEAN"
         assert con.execute(sql).fetchall() == [(TINY_WORLD["n_spam"],)]
         capabilities = {c for (c,) in con.execute("SELECT DISTINCT capability FROM ingest").fetchall()}
+        judged = con.execute("SELECT count(*) FROM judgements").fetchall()
+        assert (
+            judged == con.execute("SELECT count(*) FROM samples").fetchall() == [(metrics["judge"]["trajectories"],)]
+        )
     assert capabilities == {"concepts", "tasks", "reasoning", "instruction_following", "general"}
 
 
@@ -183,7 +195,9 @@ def test_a_mixture_ratio_change_reruns_only_the_mixture_and_after(tiny_project: 
     # base reruns too: its held-out CPT sample is drawn from the mixture's drops, which the ratio changes
     # evaluate@base does not: the base model trains on the base side set, which the ratio leaves alone, so its
     # weights, evaluate@base's dependency, come out byte-identical
-    evaluated = {"evaluate@foundation", "evaluate@reasoning"}
-    assert ran == {"mixture", "pack", "audit", "base", "joint", *evaluated, "report"} and not ran & set(CURATION)
+    evaluated = {"evaluate@foundation", "evaluate@reasoning", "evaluate@aligned"}
+    preference = {"sample", "judge", "pairs", "audit_pairs", "rpo"}
+    assert ran == {"mixture", "pack", "audit", "base", "joint", *preference, *evaluated, "report"}
+    assert not ran & set(CURATION)
     metrics = json.loads((tiny_project / "data" / "metrics" / "mixture.json").read_text())
     assert metrics["groups"]["foundation"]["cpt_to_it"] == pytest.approx(0.5, abs=0.1)

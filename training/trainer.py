@@ -23,10 +23,10 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 NUM_TOKENS = "num_tokens"  # batch key: real tokens in the batch, popped by the trainer before the forward
 ROWS_FILE = "rows-{group}.parquet"  # the packed rows of one group, as training/pack.py names them
 ROW_COLUMNS = ["input_ids", "labels", "seq_lengths"]
@@ -97,15 +98,18 @@ def stage_args(argv: Sequence[str] | None, description: str) -> tuple[StagePaths
     return stage_paths(rest, description), args.checkpoints
 
 
-def build_training_args(p: TrainParams, output_dir: Path) -> TrainingArguments:
-    """`TrainingArguments` for `p`, checkpointing into `output_dir`: the one place our keys meet the library's."""
+def build_training_args(
+    p: TrainParams, output_dir: Path, args_class: type[TrainingArguments] | None = None, **extra: Any
+) -> TrainingArguments:
+    """`TrainingArguments` (or a subclass such as trl's `DPOConfig`, with its `extra` fields) for `p`, checkpointing
+    into `output_dir`: the one place our keys meet the library's."""
     import torch
     from transformers import TrainingArguments
 
     if not 0 <= p.warmup_ratio < 1:
         raise ValueError(f"params.yaml: warmup_ratio={p.warmup_ratio} must be in [0, 1), a share of the steps")
     cuda = torch.cuda.is_available()
-    return TrainingArguments(
+    return (args_class or TrainingArguments)(
         output_dir=str(output_dir),
         learning_rate=p.learning_rate,
         lr_scheduler_type=p.lr_scheduler,
@@ -132,6 +136,7 @@ def build_training_args(p: TrainParams, output_dir: Path) -> TrainingArguments:
         remove_unused_columns=False,  # default True drops `seq_lengths`, which the collator needs
         include_num_input_tokens_seen="no",  # the library's count sums our 4-D mask; PackedTrainer counts (module doc)
         disable_tqdm=not sys.stderr.isatty(),  # a progress bar only on a terminal, as curation.progress does
+        **extra,
     )
 
 
@@ -217,6 +222,18 @@ def last_checkpoint(checkpoint_dir: Path) -> str | None:
     return get_last_checkpoint(str(checkpoint_dir)) if checkpoint_dir.is_dir() else None
 
 
+def live_callbacks(live_dir: Path | None, resume: bool) -> list[Any]:
+    """The DVCLive callback logging into `live_dir` (main process only; none without a folder)."""
+    if live_dir is None or not is_main():
+        return []
+    from dvclive import Live
+    from transformers.integrations import DVCLiveCallback
+
+    # dvcyaml=False: dvc.yaml declares the plots; save_dvc_exp=False: `dvc repro` runs are not experiments
+    live = Live(dir=str(live_dir), resume=resume, report=None, save_dvc_exp=False, dvcyaml=False)
+    return [DVCLiveCallback(live=live, log_model=False)]  # never copies a model into the DVCLive folder
+
+
 def fit(
     model: PreTrainedModel,
     rows_paths: Sequence[Path],
@@ -236,23 +253,15 @@ def fit(
     DVCLive folder (main process only); `callbacks` are extra `TrainerCallback`s (tests stop a run with one).
     """
     from transformers import PrinterCallback
-    from transformers.integrations import DVCLiveCallback
 
     dataset = PackedRows(rows_paths)
     resume = last_checkpoint(checkpoint_dir)
-    extra = list(callbacks)
-    if live_dir is not None and is_main():
-        from dvclive import Live
-
-        # dvcyaml=False: dvc.yaml declares the plots; save_dvc_exp=False: `dvc repro` runs are not experiments
-        live = Live(dir=str(live_dir), resume=resume is not None, report=None, save_dvc_exp=False, dvcyaml=False)
-        extra.append(DVCLiveCallback(live=live, log_model=False))  # never copies a model into the DVCLive folder
     trainer = _trainer_class()(
         model=model,
         args=build_training_args(p, checkpoint_dir),
         train_dataset=dataset,
         data_collator=PackedCollator(pad_id, seq_len, attn_implementation, dtype),
-        callbacks=extra,
+        callbacks=[*callbacks, *live_callbacks(live_dir, resume is not None)],
     )
     trainer.remove_callback(PrinterCallback)  # it print()s every log dict; DVCLive and the summary line replace it
     start_step = 0
@@ -277,6 +286,38 @@ def fit(
         "wall_s": round(wall, 2),
         "loss_history": [[h["step"], h["loss"]] for h in trainer.state.log_history if "loss" in h],
     }
+
+
+def resumable(
+    chunks: Sequence[T],
+    key: Callable[[T], str],
+    work: Callable[[T], tuple[pa.Table, bool]],
+    folder: Path,
+    schema: pa.Schema,
+    what: str,
+) -> pa.Table:
+    """The results of `work` over `chunks`, concatenated. A finished chunk is kept in `folder` as a Parquet file named
+    by `key(chunk)`, a fingerprint of everything its result depends on, so a rerun after an interruption redoes only
+    the missing chunks. `work` returns its result and whether it may be kept: a result with a transient failure in
+    it (a judge server that timed out) is used by this run and redone by the next."""
+    from curation.io import write_table
+    from curation.progress import track
+
+    folder.mkdir(parents=True, exist_ok=True)
+    parts, reused = [], 0
+    for chunk in track(chunks, what):
+        path = folder / f"{key(chunk)}.parquet"
+        if path.is_file():
+            parts.append(pq.read_table(path))
+            reused += 1
+            continue
+        result, keep = work(chunk)
+        if keep:
+            write_table(result, path, "zstd")
+        parts.append(result)
+    if reused:
+        log.info("%s: %d of %d chunks reused from an interrupted run (%s)", what, reused, len(chunks), folder)
+    return pa.concat_tables(parts) if parts else schema.empty_table()
 
 
 def _sample(table: pa.Table, n: int, seed: int) -> pa.Table:

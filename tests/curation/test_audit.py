@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from curation.audit import AccountingError, AuditParams, main, run
@@ -68,3 +69,22 @@ def test_main_writes_report_plots_and_plot_data(tmp_path: Path) -> None:
         "mixture,4",
     ]
     assert "| clean | concepts | cpt | clean.empty_after_cleaning | 1 |" in (out / "report.md").read_text()
+
+
+def test_preference_pairs_are_counted_per_source_capability_type_and_origin(tmp_path: Path) -> None:
+    def pair(i: int, kind: str, origin: str, source: str = "it_reasoning") -> dict:
+        meta = {"pairs": {"type": kind, "chosen_from": origin, "prefix_steps": i}}
+        return make_record(kind="pref", source=source, capability="reasoning", messages=[{"role": "user",
+                           "content": f"q{i}"}], chosen="ab", rejected="abcd", metadata=meta)  # fmt: skip
+
+    folder = write_input(tmp_path / "pairs", [pair(0, "fap", "policy"), pair(1, "fap", "reference"),
+                                              pair(2, "scp", "judge"), pair(4, "scp", "judge"),
+                                              pair(0, "fap", "policy", source="finqa")])  # fmt: skip
+    metrics, tables = run([folder], P)
+    assert metrics["preference_pairs"] == {
+        "finqa/reasoning/fap/policy": 1, "it_reasoning/reasoning/fap/policy": 1,
+        "it_reasoning/reasoning/fap/reference": 1, "it_reasoning/reasoning/scp/judge": 2,
+    }  # fmt: skip
+    scp = tables["preference_pairs"].filter(pl.col("pair_type") == "scp").row(0, named=True)
+    assert (scp["mean_prefix_steps"], scp["mean_chosen_chars"], scp["mean_rejected_chars"]) == (3.0, 2.0, 4.0)
+    assert metrics["accounting"] == {} and metrics["stages"]["pairs"]["kept"] == 5  # no chain to balance

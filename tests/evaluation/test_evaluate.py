@@ -13,37 +13,13 @@ import pytest
 import torch
 import yaml
 
-from curation.config import load_params
 from evaluation import evaluate
 from evaluation.evaluate import summarize
 from evaluation.generate import GenerateParams, answer_loss, generate, load
 from tests.conftest import PARAMS
-from training.chat import stop_token_ids
-from training.model import ModelParams, build_model
-from training.tokenizer import TokenizerParams, train_bpe
 
 
-CORPUS = [f"Revenue of company {i} rose {i % 17}.5% to ${1000 + i:,} million in fiscal 2023." for i in range(300)]
 GEN = GenerateParams(batch_size=4, device="cpu", dtype="float32")
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny random Llama saved with a locally trained tokenizer, as a training stage leaves a model."""
-    folder = tmp_path_factory.mktemp("model")
-    tokenizer = train_bpe(
-        CORPUS, dataclasses.replace(load_params("tokenizer", TokenizerParams, PARAMS), vocab_size=400)
-    )
-    shipped = load_params("model", ModelParams, PARAMS)
-    tiny = dataclasses.replace(shipped, hidden_size=32, intermediate_size=64, num_hidden_layers=1)
-    model = build_model(tiny, len(tokenizer), tokenizer.pad_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id)
-    torch.manual_seed(0)
-    for weight in model.parameters():  # large random weights: peaked, prompt-dependent outputs instead of near-ties
-        weight.data.normal_(0.0, 0.5)
-    model.generation_config.eos_token_id = stop_token_ids(tokenizer)
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 PROMPTS = [
