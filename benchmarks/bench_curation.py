@@ -63,6 +63,7 @@ def source(name: str, path: Path) -> dict[str, Any]:
         "name": name, "path": str(path), "format": "jsonl", "kind": "eval" if is_eval else "cpt",
         "capability": "tasks" if is_eval else "concepts", "split": "eval" if is_eval else "train",
         "language": "und" if name == "web" else "en", "license": "see ../shared/data", "options": {},
+        "templates": {}, "max_rows": None,
         "fields": {"prompt": "prompt"} if is_eval else {},
     }  # fmt: skip
 

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from curation.audit import AuditParams
 from curation.audit import run as run_audit
-from curation.config import PARAMS_FILE, load_params
+from curation.config import PARAMS_FILE, apply_profile, load_params
 from curation.io import IOParams, rebuild_catalog
 from curation.progress import console
 
@@ -78,6 +78,17 @@ def audit(params: ParamsOption = Path(PARAMS_FILE), dvc_file: Path = Path("dvc.y
     if "mixture" in tables:
         console.print(frame_table(tables["mixture"], "mixture composition"))
     console.print(f"accounting: every record kept or dropped exactly once across {len(metrics['accounting'])} stages")
+
+
+@app.command()
+def profile(name: str, params: ParamsOption = Path(PARAMS_FILE)) -> None:
+    """Merge profiles/<name>.yaml (or a profile file's path) into the params file; `git checkout` it to go back."""
+    path = Path(name) if name.endswith((".yaml", ".yml")) else Path("profiles") / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in Path("profiles").glob("*.yaml"))) or "none"
+        raise typer.BadParameter(f"{path} does not exist (profiles: {known})")
+    keys = apply_profile(params, path)
+    console.print(f"{params}: {len(keys)} keys from {path}: {', '.join(keys)}; run `dvc repro` (or `dvc exp run`)")
 
 
 @app.command()

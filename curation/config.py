@@ -83,3 +83,31 @@ def load_params(section: str, cls: type[T], path: str | Path = PARAMS_FILE) -> T
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ConfigError(f"{path}: no section {section!r}{hint} (sections: {', '.join(data)})")
     return parse_section(data[section], cls, f"{path}:{section}")
+
+
+def apply_profile(params_path: str | Path, profile_path: str | Path) -> list[str]:
+    """Merge a profile (a partial params file) into the params file: mappings key by key, anything else (a list of
+    sources, a value) replaced whole. Comments and order of the params file survive (ruamel round-trip), so the
+    change is a readable `git diff`. Returns the dotted keys that were set. The sections are checked when the stages
+    load them, with the usual "did you mean"."""
+    from ruamel.yaml import YAML
+
+    yaml_rt = YAML()
+    yaml_rt.width = 4096  # keep one source per line
+    params_path, profile_path = Path(params_path), Path(profile_path)
+    data = yaml_rt.load(params_path.read_text(encoding="utf-8"))
+    profile = read_yaml(profile_path)
+    changed: list[str] = []
+
+    def merge(target: Any, patch: dict[str, Any], where: str) -> None:
+        for key, value in patch.items():  # a new key is allowed (judge.answers.<task>); a typo fails in load_params
+            if isinstance(value, dict) and isinstance(target.get(key), dict) and value:
+                merge(target[key], value, f"{where}{key}.")
+            else:
+                target[key] = value
+                changed.append(f"{where}{key}")
+
+    merge(data, profile, "")
+    with params_path.open("w", encoding="utf-8") as f:
+        yaml_rt.dump(data, f)
+    return changed

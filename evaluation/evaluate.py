@@ -65,6 +65,7 @@ class EvaluateParams:
     tasks: list[str]  # task names or globs over evaluation/tasks/*.yaml
     paths: dict[str, str]  # values for the `{name}` placeholders in task data paths
     models: dict[str, ModelEntry]  # every model to evaluate; dvc.yaml runs one evaluate@<name> per entry
+    max_items: int | None  # the first items of each task only (a sampled run); null evaluates every item
     generate: GenerateParams
 
 
@@ -161,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     tasks: dict[str, dict[str, Any]] = {}
     generated = 0
     for spec in specs:
-        task_items = items(spec, p.paths)
+        task_items = items(spec, p.paths)[: p.max_items]
         out = paths.output / f"{spec.task}.parquet"
         key = fingerprint(digest, spec, task_items, p.generate)
         kept = _cached(out, key)

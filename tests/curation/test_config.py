@@ -4,11 +4,12 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+import yaml
 
-from curation.config import ConfigError, load_params, params
+from curation.config import ConfigError, apply_profile, load_params, params
 from curation.ingest import IngestParams
 from curation.io import IOParams
-from tests.conftest import PARAMS
+from tests.conftest import PARAMS, REPO
 
 
 @params
@@ -68,3 +69,34 @@ def test_unknown_section_and_missing_file(tmp_path: Path) -> None:
         load_params("outr", Outer, path)
     with pytest.raises(ConfigError, match="not found"):
         load_params("outer", Outer, tmp_path / "nope.yaml")
+
+
+def test_a_profile_merges_mappings_key_by_key_replaces_lists_and_keeps_comments(tmp_path: Path) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text("a:\n  x: 1  # the x\n  y: [1, 2]\n  z: {k: 1}\nb: 2\n")
+    profile = tmp_path / "p.yaml"
+    profile.write_text("a:\n  y: [3]\n  z: {new: 2}\n")
+    assert apply_profile(params, profile) == ["a.y", "a.z.new"]
+    assert yaml.safe_load(params.read_text()) == {"a": {"x": 1, "y": [3], "z": {"k": 1, "new": 2}}, "b": 2}
+    assert "# the x" in params.read_text()
+
+
+def test_the_real_data_profile_gives_valid_params_for_every_stage_it_touches(tmp_path: Path) -> None:
+    from curation.decontam import DecontamParams
+    from curation.dedup import DedupParams
+    from curation.domain import DomainParams
+    from curation.ingest import IngestParams
+    from curation.mixture import MixtureParams
+    from evaluation.evaluate import EvaluateParams
+    from training.judge import JudgeParams
+
+    params = tmp_path / "params.yaml"
+    params.write_text(PARAMS.read_text())
+    changed = apply_profile(params, REPO / "profiles" / "real.yaml")
+    assert "ingest.sources" in changed and "evaluate.tasks" in changed
+    sections = {"ingest": IngestParams, "domain": DomainParams, "dedup": DedupParams, "decontam": DecontamParams,
+                "mixture": MixtureParams, "judge": JudgeParams, "evaluate": EvaluateParams}  # fmt: skip
+    loaded = {name: load_params(name, cls, params) for name, cls in sections.items()}
+    names = {s.name for s in loaded["ingest"].sources}
+    assert set(loaded["domain"].finance_sources) | set(loaded["domain"].apply_to_sources) <= names
+    assert all(s.path.startswith("../shared/data/") for s in loaded["ingest"].sources)

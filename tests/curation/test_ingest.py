@@ -204,3 +204,97 @@ def test_main_writes_records_drops_metrics_and_catalog(tmp_path: Path, monkeypat
     with duckdb.connect("data/catalog.duckdb", read_only=True) as con:
         assert con.execute("SELECT count(*) FROM ingest").fetchone() == (2,)
         assert con.execute("SELECT reason, line FROM ingest_drops").fetchall() == [("ingest.empty_text", 2)]
+
+
+def test_templates_compose_columns_and_metadata_and_a_failing_one_rejects_the_row(tmp_path: Path) -> None:
+    rows = [
+        {"text": "Stocks fell.", "label": 0, "Price Up": "1"},
+        {"text": "Stocks rose.", "label": 7, "Price Up": "0"},
+    ]
+    src = source(conversations_file(tmp_path, rows), kind="eval", split="eval",
+                 templates={"prompt": "Sentiment of: {{ text }}", "answer": "{{ ['neg', 'pos'][label] }}",
+                            "metadata.query": "{{ text }}", "metadata.up": "{{ row['Price Up'] }}"})  # fmt: skip
+    records, rejects, _ = run_one(src)
+    assert [(r["messages"][0]["content"], r["answer"]) for r in records] == [("Sentiment of: Stocks fell.", "neg")]
+    meta = json.loads(records[0]["metadata"])
+    assert (meta["query"], meta["up"], meta["label"]) == ("Stocks fell.", "1", 0)  # unused fields stay in metadata
+    assert reasons(rejects) == {2: "ingest.template_error"} and "templates.answer" in rejects[0]["detail"]
+    with pytest.raises(ValueError, match=r"templates\.title targets no column"):
+        run_one(dataclasses.replace(src, templates={"title": "{{ text }}"}))
+    with pytest.raises(ValueError, match="does not compile"):
+        run_one(dataclasses.replace(src, templates={"prompt": "{{ text "}))
+
+
+def test_max_rows_reads_only_the_first_rows(tmp_path: Path) -> None:
+    path = conversations_file(tmp_path, [{"text": f"doc {i}"} for i in range(5)])
+    records, _, metrics = run_one(source(path, max_rows=2))
+    assert [r["text"] for r in records] == ["doc 0", "doc 1"] and metrics["sources"]["s"]["in"] == 2
+
+
+def test_duckdb_reads_json_arrays_and_split_lines_through_sql(tmp_path: Path) -> None:
+    path = tmp_path / "items.json"
+    path.write_text(json.dumps([{"q": "Net change?", "table": [["a", "1"], ["b", "2"]], "answer": 1.5},
+                                {"q": "Yes?", "table": [], "answer": "yes"}]))  # fmt: skip
+    src = source(path, format="duckdb", kind="eval", split="eval",
+                 templates={"prompt": "{% for r in table %}{{ r | join(' | ') }}\n{% endfor %}{{ q }}"},
+                 options={"select": "q, \"table\", answer::VARCHAR AS answer", "where": "q != 'Yes?'"})  # fmt: skip
+    records, _, _ = run_one(src)
+    assert [(r["messages"][0]["content"], r["answer"]) for r in records] == [("a | 1\nb | 2\nNet change?", "1.5")]
+    lines = tmp_path / "fpb.txt"
+    lines.write_text("Profit rose @ 5% this year@positive\nSales fell@negative\n")
+    split = {
+        "from": "read_csv('{path}', delim='\t', header=false, quote='', columns={'l': 'VARCHAR'})",
+        "select": "regexp_extract(l, '^(.*)@(\\w+)$', 1) AS s, regexp_extract(l, '@(\\w+)$', 1) AS label",
+    }
+    src = source(
+        lines, format="duckdb", kind="eval", split="eval", fields={"prompt": "s", "answer": "label"}, options=split
+    )
+    records, _, _ = run_one(src)
+    assert [(r["messages"][0]["content"], r["answer"]) for r in records] == [
+        ("Profit rose @ 5% this year", "positive"), ("Sales fell", "negative")]  # fmt: skip
+    (reject,) = run_one(source(tmp_path / "items.json", format="duckdb", options={"select": "nope"}))[1]
+    assert reject["reason"] == "ingest.unreadable_file" and "nope" in reject["detail"]
+
+
+def test_conll_sentences_with_their_entities(tmp_path: Path) -> None:
+    path = tmp_path / "ner.txt"
+    path.write_text("-DOCSTART- -X- O O\n\nApple NNP - I-ORG\nInc NNP - I-ORG\nhired VBD - O\nJohn NNP - I-PER\n"
+                    "\nIn IN - O\nParis NNP - B-LOC\nLyon NNP - B-LOC\n")  # fmt: skip
+    src = source(path, format="conll", kind="it", options={"columns": "token,pos,chunk,tag"},
+                 templates={"prompt": "Entities in: {{ text }}",
+                            "response": "ORG: {{ entities.get('ORG', []) | join(', ') or 'none' }}; "
+                                        "LOC: {{ entities.get('LOC', []) | join(', ') or 'none' }}"})  # fmt: skip
+    records, rejects, _ = run_one(src)
+    assert not rejects
+    assert [r["messages"][1]["content"] for r in records] == [
+        "ORG: Apple Inc; LOC: none",
+        "ORG: none; LOC: Paris, Lyon",
+    ]
+    assert records[0]["messages"][0]["content"] == "Entities in: Apple Inc hired John"
+
+
+def test_reuters_stories_unescaped_and_a_bad_byte_rejects_only_its_story(tmp_path: Path) -> None:
+    story = ('<REUTERS TOPICS="YES" LEWISSPLIT="TRAIN" NEWID="{id}">\n<DATE>26-FEB-1987</DATE>\n'
+             '<TOPICS><D>cocoa</D></TOPICS><PLACES><D>usa</D></PLACES>\n<TEXT>&#2;\n<TITLE>COCOA {id}</TITLE>\n'
+             '<BODY>Cocoa rose &lt;5 pct&gt; today.\n Reuter\n&#3;</BODY></TEXT>\n</REUTERS>\n')  # fmt: skip
+    data = (
+        b'<!DOCTYPE lewis SYSTEM "lewis.dtd">\n' + story.format(id=1).encode() + b'<REUTERS NEWID="2">\xfc</REUTERS>\n'
+    )
+    data += story.format(id=3).encode()
+    (tmp_path / "reut2-000.sgm").write_bytes(data)
+    src = source(tmp_path, format="reuters", templates={"text": "{{ title }}\n\n{{ body }}"})
+    records, rejects, _ = run_one(src)
+    assert [r["text"] for r in records] == [f"COCOA {i}\n\nCocoa rose <5 pct> today.\n Reuter" for i in (1, 3)]
+    meta = json.loads(records[0]["metadata"])
+    assert (meta["topics"], meta["places"], meta["lewissplit"], meta["newid"]) == (["cocoa"], ["usa"], "TRAIN", "1")
+    assert [(r["reason"], r["line"]) for r in rejects] == [("ingest.undecodable_bytes", 11)]
+
+
+def test_csv_join_makes_a_file_one_document(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text(",speaker,sentence\n0,CHAIR,Good afternoon.\n1,CHAIR,Rates are unchanged.\n")
+    (tmp_path / "b.csv").write_text(",speaker,sentence\n0,CHAIR,Hello.\n1,CHAIR\n")
+    records, rejects, _ = run_one(
+        source(tmp_path, format="csv", fields={"text": "sentence"}, options={"join": "sentence"})
+    )
+    assert [r["text"] for r in records] == ["Good afternoon.\nRates are unchanged."]
+    assert [(r["reason"], r["line"]) for r in rejects] == [("ingest.malformed_csv", 3)]
