@@ -46,13 +46,11 @@ from curation.schema import reason
 from evaluation.generate import GenerateParams, checkpoint_digest, generate, load
 from evaluation.metrics import extract, score
 from evaluation.registry import ExtractSpec
-from training.trainer import clear, resumable, stage_args
+from training.trainer import JUDGEMENTS_FILE, SAMPLES_FILE, clear, resumable, stage_args
 
 
 log = logging.getLogger("judge")
 STAGE = "judge"
-SAMPLES_FILE = "samples.parquet"  # training/sample.py's output
-JUDGEMENTS_FILE = "judgements.parquet"
 PROMPTS_DIR = Path(__file__).parent / "prompts"
 CORRECT, WRONG = reason(STAGE, "correct"), reason(STAGE, "wrong_answer")
 NO_FORMAT, NO_REFERENCE = reason(STAGE, "no_answer_format"), reason(STAGE, "unreadable_reference")

@@ -50,11 +50,11 @@ from curation.schema import (
     reason,
     record_id,
 )  # fmt: skip
+from training.trainer import JUDGEMENTS_FILE
 
 
 log = logging.getLogger("pairs")
 STAGE = "pairs"
-JUDGEMENTS_FILE = "judgements.parquet"  # training/judge.py's output
 FAP, SCP = "fap", "scp"
 
 

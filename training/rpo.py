@@ -31,6 +31,7 @@ from training.trainer import (
     HeldOutParams,
     TrainParams,
     build_training_args,
+    checkpoint_step,
     clear,
     held_out_loss,
     held_out_sample,
@@ -137,7 +138,7 @@ def align(
         "steps": int(trainer.state.global_step),
         "tokens": tokens,  # prompt + chosen + rejected tokens of the pairs trained on (trl's count)
         "tokens_per_s": round(tokens / wall, 1) if wall else None,
-        "resumed_from_step": int(Path(resume).name.rsplit("-", 1)[-1]) if resume else 0,
+        "resumed_from_step": checkpoint_step(resume),
         "pairs": pairs.num_rows,
         "wall_s": round(wall, 2),
         "loss_history": [[h["step"], h["loss"]] for h in history if "loss" in h],

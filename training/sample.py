@@ -28,12 +28,11 @@ from curation.io import IOParams, read_records, register_views, write_drops, wri
 from curation.progress import setup_logging
 from curation.schema import CAPABILITY, ID, LANGUAGE, MESSAGE_TYPE, MESSAGES, METADATA, SOURCE, reason
 from evaluation.generate import GenerateParams, checkpoint_digest, generate, load
-from training.trainer import clear, resumable, stage_args
+from training.trainer import SAMPLES_FILE, clear, resumable, stage_args
 
 
 log = logging.getLogger("sample")
 STAGE = "sample"
-SAMPLES_FILE = "samples.parquet"
 PREFERENCE = "preference"  # metadata.mixture.role of the prompts (curation.mixture)
 SAMPLE_SCHEMA = pa.schema(
     [

@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 NUM_TOKENS = "num_tokens"  # batch key: real tokens in the batch, popped by the trainer before the forward
 ROWS_FILE = "rows-{group}.parquet"  # the packed rows of one group, as training/pack.py names them
+SAMPLES_FILE = "samples.parquet"  # training/sample.py's trajectories, which training/judge.py reads
+JUDGEMENTS_FILE = "judgements.parquet"  # training/judge.py's verdicts, which training/pairs.py reads
 ROW_COLUMNS = ["input_ids", "labels", "seq_lengths"]
 HELD_OUT_CPT = reason("mixture", "cpt_downsampled")  # CPT text the mixture left out: never trained on
 HELD_OUT_IT = reason("mixture", "eval_item")  # evaluation items: prompt `messages` + gold `answer`
@@ -215,6 +217,11 @@ def clear(folder: Path) -> None:
         shutil.rmtree(child) if child.is_dir() else child.unlink()
 
 
+def checkpoint_step(checkpoint: str | None) -> int:
+    """The optimizer step of a `checkpoint-N` folder; 0 for no checkpoint (a run from the start)."""
+    return int(Path(checkpoint).name.rsplit("-", 1)[-1]) if checkpoint else 0
+
+
 def last_checkpoint(checkpoint_dir: Path) -> str | None:
     """The newest `checkpoint-N` folder in `checkpoint_dir`, or None (the library's own search)."""
     from transformers.trainer_utils import get_last_checkpoint
@@ -264,9 +271,8 @@ def fit(
         callbacks=[*callbacks, *live_callbacks(live_dir, resume is not None)],
     )
     trainer.remove_callback(PrinterCallback)  # it print()s every log dict; DVCLive and the summary line replace it
-    start_step = 0
+    start_step = checkpoint_step(resume)
     if resume is not None:
-        start_step = int(Path(resume).name.rsplit("-", 1)[-1])
         log.info("resuming from %s", resume)
     started = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resume)
