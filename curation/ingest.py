@@ -414,6 +414,8 @@ def to_record(value: dict[str, Any], source: SourceParams) -> dict[str, Any]:
         record[MESSAGES] = _messages(got[MESSAGES], final_role="user")
         if source.kind == Kind.EVAL:
             record[ANSWER] = _text(got[ANSWER], field[ANSWER])
+            if not record[ANSWER].strip():
+                raise Rejected("empty_answer", f"{field[ANSWER]!r} is empty or whitespace: nothing to score against")
         else:
             record[CHOSEN] = _text(got[CHOSEN], field[CHOSEN])
             record[REJECTED] = _text(got[REJECTED], field[REJECTED])

@@ -50,7 +50,9 @@ def load(path: str | Path, p: GenerateParams) -> tuple[PreTrainedModel, PreTrain
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device).eval()
+    # a user-named model: weights from safetensors only, and no code of its own runs
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, use_safetensors=True, trust_remote_code=False)
+    model = model.to(device).eval()
     return model, tokenizer
 
 

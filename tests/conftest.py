@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,29 @@ def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test may reach the Hugging Face Hub."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+
+
+def run(cmd: list[str], cwd: Path) -> str:
+    """Run a command; fail the test with its output if it fails."""
+    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def copy_repo(root: Path, skip_data: bool = False) -> Path:
+    """The repository's tracked and unignored files copied into `root`, as a clean clone would have them."""
+    for name in run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], REPO).splitlines():
+        if (REPO / name).is_file() and not (skip_data and name.startswith("data/")):
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, root / name)
+    return root
+
+
+def commit_all(root: Path, message: str) -> None:
+    """`git init` and one commit: DVCLive names its experiment after a commit."""
+    run(["git", "init", "-q"], root)
+    run(["git", "add", "-A"], root)
+    run(["git", "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-qm", message], root)
 
 
 CORPUS = [f"Revenue of company {i} rose {i % 17}.5% to ${1000 + i:,} million in fiscal 2023." for i in range(300)]

@@ -5,8 +5,6 @@ from __future__ import annotations
 import ast
 import json
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import duckdb
@@ -15,7 +13,7 @@ import yaml
 from dvc.parsing import DataResolver
 from dvc.repo import Repo
 
-from tests.conftest import PARAMS, REPO
+from tests.conftest import PARAMS, REPO, commit_all, copy_repo, run
 
 
 def resolved_stages() -> dict[str, dict]:
@@ -107,29 +105,16 @@ TINY_WORLD = {
 }
 
 
-def run(cmd: list[str], cwd: Path) -> str:
-    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
-    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}"
-    return result.stdout
-
-
 @pytest.fixture(scope="session")
 def tiny_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the repository (tracked and unignored files) whose params make a tiny world, after `dvc repro`."""
-    root = tmp_path_factory.mktemp("project")
-    files = run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], REPO).splitlines()
-    for name in files:
-        if (REPO / name).is_file():
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, root / name)
+    root = copy_repo(tmp_path_factory.mktemp("project"))
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["world"].update(TINY_WORLD)
     for train in (params["base"]["train"], *params["joint"]["train"].values(), params["rpo"]["train"]):
         train.update(max_steps=2, save_steps=1)  # the plumbing, not the learning: tests/training covers that
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run(["git", "init", "-q"], root)
-    run(["git", "add", "-A"], root)  # a clone has commits; DVCLive needs one to name its experiment
-    run(["git", "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-qm", "tiny world"], root)
+    commit_all(root, "tiny world")
     run(["dvc", "repro", "--quiet"], root)
     return root
 
@@ -167,6 +152,15 @@ def test_dvc_repro_end_to_end(tiny_project: Path, monkeypatch: pytest.MonkeyPatc
             judged == con.execute("SELECT count(*) FROM samples").fetchall() == [(metrics["judge"]["trajectories"],)]
         )
     assert capabilities == {"concepts", "tasks", "reasoning", "instruction_following", "general"}
+
+
+def test_every_model_the_pipeline_writes_is_safetensors(tiny_project: Path) -> None:
+    """Model folders hold safetensors weights and no pickle (`*.bin`, `*.pt`, ...), checkpoints aside."""
+    folders = [tiny_project / "data" / m for m in ("base", "joint/foundation", "joint/reasoning", "rpo")]
+    for folder in folders:
+        names = {p.name for p in folder.iterdir()}
+        assert "model.safetensors" in names, folder
+        assert not {n for n in names if n.endswith((".bin", ".pt", ".pth", ".pkl"))}, folder
 
 
 CURATION = ("world", "ingest", "clean", "language", "quality", "domain", "dedup", "decontam")
@@ -212,11 +206,7 @@ def real_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.realdata import DATA, require
 
     require(DATA)
-    root = tmp_path_factory.mktemp("real")
-    for name in run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], REPO).splitlines():
-        if (REPO / name).is_file() and not name.startswith("data/"):
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, root / name)
+    root = copy_repo(tmp_path_factory.mktemp("real"), skip_data=True)
     run(["findap", "profile", "real"], root)
     params = yaml.safe_load((root / "params.yaml").read_text())
     for s in params["ingest"]["sources"]:  # the copy is not beside ../shared: absolute paths, sampled sizes
@@ -229,9 +219,7 @@ def real_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     params["sample"].update(num_samples=2, max_new_tokens=8)
     params["mixture"]["preference"]["max_prompts"] = 4
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run(["git", "init", "-q"], root)
-    run(["git", "add", "-A"], root)
-    run(["git", "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-qm", "real"], root)
+    commit_all(root, "real")
     run(["dvc", "repro", "--quiet"], root)
     return root
 
