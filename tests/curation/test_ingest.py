@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
 from curation import ingest
@@ -298,3 +301,17 @@ def test_csv_join_makes_a_file_one_document(tmp_path: Path) -> None:
     )
     assert [r["text"] for r in records] == ["Good afternoon.\nRates are unchanged."]
     assert [(r["reason"], r["line"]) for r in rejects] == [("ingest.malformed_csv", 3)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(st.binary(max_size=30), st.just(b'{"text": "ok"}'), st.just(b'{"text": 1}')), max_size=12))
+def test_any_bytes_give_one_record_or_one_reject_per_line(lines: list[bytes]) -> None:
+    """Whatever the bytes, the JSONL reader never raises, and every non-blank line is kept or rejected once."""
+    lines = [line.replace(b"\n", b" ").replace(b"\r", b" ") for line in lines]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "docs.jsonl"
+        path.write_bytes(b"\n".join(lines) + b"\n")
+        records, rejects, metrics = run_one(source(path))
+    nonblank = [i for i, line in enumerate(lines, start=1) if line.strip()]
+    assert metrics["in"] == len(nonblank) == len(records) + len(rejects)
+    assert {r["line"] for r in rejects} <= set(nonblank) and all(r["reason"].startswith("ingest.") for r in rejects)

@@ -28,6 +28,24 @@ def test_chat_labels_are_exactly_the_assistant_tokens(tokenizer: Any) -> None:
     assert all(label in (IGNORE, t) for t, label in zip(ids, labels, strict=True))
 
 
+WORDS = st.text(alphabet="abcdefghij klmnop.,0123456789$%", min_size=1, max_size=30).filter(str.strip)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(WORDS, WORDS), min_size=1, max_size=4), st.booleans())
+def test_chat_masking_trains_on_every_assistant_turn_and_nothing_else(
+    tokenizer: Any, turns: list[tuple[str, str]], system: bool
+) -> None:
+    """For any conversation: labels align with ids, and the trained tokens are the assistant turns, in order."""
+    messages = [{"role": "system", "content": "Be brief."}] if system else []
+    for question, answer in turns:
+        messages += [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+    ids, labels = tokenize_chat(tokenizer, messages)
+    assert len(ids) == len(labels) and all(label in (IGNORE, t) for t, label in zip(ids, labels, strict=True))
+    trained = tokenizer.decode([t for t in labels if t != IGNORE])
+    assert trained == "".join(f"{answer}<|im_end|>" for _, answer in turns)
+
+
 def test_tokenize_drops_what_cannot_be_trained_on(tokenizer: Any) -> None:
     long_answer = " ".join(["revenue"] * 80)
     rows = [
