@@ -28,6 +28,7 @@ from tests.test_pipeline import TINY_WORLD
 
 
 BIG_MB = 50
+KILL_STEPS = 6
 GOOD = ("Net interest income at Harbor Bank rose 4% in 2023 as deposit costs lagged the rise in loan yields, while "
         "provisions for credit losses fell and the efficiency ratio improved to 58 percent. ")  # fmt: skip
 USER, BOT = {"role": "user", "content": "What is EBITDA?"}, {"role": "assistant", "content": "Earnings before tax."}
@@ -116,6 +117,7 @@ def hostile_project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dic
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["world"].update(TINY_WORLD)
     params["ingest"]["sources"] += sources
+    params["base"]["train"].update(max_steps=KILL_STEPS, save_steps=2)  # for the killed training run
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     commit_all(root, "hostile")
     run(["dvc", "repro", "--quiet", "audit"], root)
@@ -189,6 +191,26 @@ def test_a_killed_curation_stage_reruns_to_the_same_bytes(hostile_project: tuple
     run(["dvc", "repro", "--quiet", "audit"], root)
     assert {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.is_file()} == before
     assert json.loads(run(["dvc", "status", "--json", "audit"], root)) == {}  # audit and every stage before it
+
+
+def test_a_killed_training_stage_resumes_from_its_last_checkpoint(hostile_project: tuple[Path, dict, dict]) -> None:
+    """SIGKILL `dvc repro base` once a checkpoint exists; the next `dvc repro` resumes there and finishes."""
+    root, _, _ = hostile_project
+    checkpoint = root / "data/checkpoints/base/checkpoint-2/trainer_state.json"
+    proc = subprocess.Popen(["dvc", "repro", "--quiet", "base"], cwd=root, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + 600
+    while not checkpoint.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    assert proc.poll() is None, "training ended before it could be killed; the test did not interrupt it"
+    time.sleep(0.5)  # let the checkpoint's last file land: a torn checkpoint is the library's to skip, not ours
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (root / "data/metrics/base.json").exists()
+    run(["dvc", "repro", "--quiet", "base"], root)
+    train = json.loads((root / "data/metrics/base.json").read_text())["train"]
+    assert train["resumed_from_step"] >= 2 and train["steps"] == KILL_STEPS
+    assert (root / "data/base/model.safetensors").is_file()
 
 
 # --- safety: nothing user-supplied is unpickled or runs code -------------------------------------------------------
