@@ -315,3 +315,28 @@ def test_any_bytes_give_one_record_or_one_reject_per_line(lines: list[bytes]) ->
     nonblank = [i for i, line in enumerate(lines, start=1) if line.strip()]
     assert metrics["in"] == len(nonblank) == len(records) + len(rejects)
     assert {r["line"] for r in rejects} <= set(nonblank) and all(r["reason"].startswith("ingest.") for r in rejects)
+
+
+TEXT_VALUES = st.one_of(st.none(), st.text(max_size=20), st.integers(), st.floats(allow_nan=False), st.booleans())
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(TEXT_VALUES, min_size=1, max_size=12), st.sampled_from(["string", "value", "list"]))
+def test_any_parquet_text_column_gives_one_record_or_one_reject_per_row(values: list[Any], shape: str) -> None:
+    """A `text` column of any type (strings, numbers, booleans, nulls, lists): every row kept or rejected once."""
+    if shape == "string":
+        column = pa.array([None if v is None else str(v) for v in values], pa.string())
+    elif shape == "list":
+        column = pa.array([None if v is None else [str(v)] for v in values], pa.list_(pa.string()))
+    else:  # one Arrow type per column: the values' own if they share one, else all as strings
+        try:
+            column = pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            column = pa.array([None if v is None else str(v) for v in values])
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "docs.parquet"
+        pq.write_table(pa.table({"text": column}), path)
+        records, rejects, metrics = run_one(source(path, format="parquet"))
+    assert metrics["in"] == len(values) == len(records) + len(rejects)
+    assert sorted(r["line"] for r in rejects) == sorted({r["line"] for r in rejects})  # a row rejected once
+    assert all(r["text"].strip() for r in records)
