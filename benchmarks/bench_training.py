@@ -50,7 +50,7 @@ from curation.config import load_params
 from curation.io import read_records
 from training.base import BaseParams
 from training.model import ModelParams, build_model, count_parameters
-from training.pack import PackParams, pack, tokenize
+from training.pack import PackParams, pack_group, tokenize
 from training.trainer import TrainParams, build_training_args, fit
 
 
@@ -182,11 +182,11 @@ def slot_fill(batches: Any) -> float:
 
 def run_ours(c: Contender, model: Any, rows: pa.Table, p: TrainParams, ctx: dict[str, Any], folder: Path) -> float:
     """Train with the stages' own `fit`; return the slot fill of its batches."""
-    from training.trainer import PackedCollator
+    from training.trainer import PackedCollator, PackedRows
 
     path = folder / "rows.parquet"
     pq.write_table(rows, path)
-    fit(model, [path], p, folder / "model", folder / "checkpoints", ctx["seq_len"], ctx["pad_id"], c.attn,
+    fit(model, PackedRows([path]), p, folder / "model", folder / "checkpoints", ctx["seq_len"], ctx["pad_id"], c.attn,
         ctx["dtype"], callbacks=[ctx["timer"]])  # fmt: skip
     collate = PackedCollator(ctx["pad_id"], ctx["seq_len"], c.attn, ctx["dtype"])
     batch = p.per_device_batch_size
@@ -236,8 +236,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         dtype="float32",  # master weights; bf16 compute comes from the trainer's autocast on CUDA
     )  # fmt: skip
     tokenizer = AutoTokenizer.from_pretrained(str(ROOT / "data/tokenizer"))
-    seqs, _ = tokenize(read_records([ROOT / "data/mixture"]), tokenizer, seq_len)
-    rows = pack(seqs, seq_len)
+    records = read_records([ROOT / "data/mixture"])
+    seqs, _ = tokenize(records, tokenizer, seq_len)
+    rows, _ = pack_group(records, tokenizer, seq_len)
     lengths = [len(s) for s in seqs["input_ids"]]
     if sorted(n for row in rows.column("seq_lengths").to_pylist() for n in row) != sorted(lengths):
         raise AssertionError("packing lost or split a sequence")

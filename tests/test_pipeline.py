@@ -5,7 +5,9 @@ from __future__ import annotations
 import ast
 import json
 import re
+import shutil
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -195,6 +197,48 @@ def test_a_mixture_ratio_change_reruns_only_the_mixture_and_after(tiny_project: 
     assert not ran & set(CURATION)
     metrics = json.loads((tiny_project / "data" / "metrics" / "mixture.json").read_text())
     assert metrics["groups"]["foundation"]["cpt_to_it"] == pytest.approx(0.5, abs=0.1)
+
+
+@pytest.fixture(scope="session")
+def matrix_project(tiny_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny project as the findings matrix's baseline: its committed params, reproduced, and committed."""
+    root = tmp_path_factory.mktemp("matrix") / "project"
+    shutil.copytree(tiny_project, root, symlinks=True)
+    run(["git", "checkout", "--", "params.yaml"], root)  # other tests change the tiny project's params
+    run(["dvc", "repro", "--quiet"], root)  # the run cache restores what the tiny run made
+    run(["git", "add", "-A"], root)
+    run(["git", "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-qm", "baseline"], root)
+    return root
+
+
+def test_the_findings_matrix_runs_every_variant_as_an_experiment_and_compares_the_claims(
+    matrix_project: Path, tmp_path: Path
+) -> None:
+    """CI's smoke version of experiments/matrix.yaml: one seed of every variant at tiny sizes."""
+    from experiments import findings
+
+    m = findings.load_matrix()
+    names = findings.run(m, list(m.variants), [0], queue=False, repo=matrix_project)
+    result = findings.collect(m, matrix_project, tmp_path / "smoke")
+    assert sorted(result["runs"]) == sorted(names) == sorted(f"{v}-s0" for v in m.variants)
+    assert [c["claim"] for c in result["claims"]] == [c.claim for c in m.claims]
+    assert all(r["verdict"] == "one seed" for c in result["claims"] for r in c["rows"])
+    assert (tmp_path / "smoke.png").stat().st_size and "### " in (tmp_path / "smoke.md").read_text()
+    show = json.loads(run(["dvc", "exp", "show", "--json"], matrix_project))
+    files = {rev["name"]: rev["data"]["metrics"] for exp in show[1]["experiments"] for rev in exp["revs"]}
+
+    def metric(name: str, file: str, key: str) -> Any:
+        return findings.lookup(files[name][f"data/metrics/{file}.json"]["data"], key)
+
+    for name in names:  # every experiment ran to the report
+        assert metric(name, "report", "baseline") == "base", name
+    steps = "groups.foundation.phases.{}.train.steps"
+    assert metric("joint-s0", "joint", steps.format("0-cpt+it")) == 2
+    sequential = [metric("sequential-s0", "joint", steps.format(phase)) for phase in ("0-cpt", "1-it")]
+    assert sequential == [1, 1]
+    assert metric("it_only-s0", "joint", steps.format("0-it")) == 2
+    assert metric("it_only-s0", "joint", steps.format("0-cpt+it")) is None
+    assert metric("fap_only-s0", "pairs", "pairs.fap") > 0 and not metric("fap_only-s0", "pairs", "pairs.scp")
 
 
 REAL_SAMPLE_ROWS = 100  # rows read per real source in CI: every stage runs on real data in minutes

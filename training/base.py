@@ -67,7 +67,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if model_p.pretrained is None:  # a pretrained model's generation config already names its stop tokens
         model.generation_config.eos_token_id = stop_token_ids(tokenizer)
     rows = rows_file(pack_dir, p.group)
-    seq_len = PackedRows([rows]).longest
+    dataset = PackedRows([rows])
+    seq_len = dataset.longest
     cpt, conversations = held_out_sample(mixture_dir, held)
 
     def measure(m: Any) -> dict[str, float | None]:
@@ -78,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if model_p.pretrained is None:
         train = fit(
             model,
-            [rows],
+            dataset,
             p.train,
             paths.output,
             checkpoints,

@@ -7,10 +7,19 @@ follows the model's own template instead of a hand-written parser of roles.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
+
+from curation.schema import Kind
 
 
 IGNORE = -100  # label of a token that is not trained on (transformers' ignore_index)
+TRAINED_KINDS = (Kind.CPT, Kind.IT)  # what a packed row may hold; a phase of joint.phases is a subset
+
+
+def phase_label(kinds: Sequence[str]) -> str:
+    """The `phase` column of a packed row: the kinds it may hold, `cpt+it` or `cpt` or `it` (training/pack.py)."""
+    return "+".join(str(k) for k in kinds)
 
 
 def tokenize_cpt(tokenizer: Any, text: str, seq_len: int) -> list[list[int]]:

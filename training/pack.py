@@ -6,9 +6,12 @@ every token outside an assistant turn is masked out of the loss (label -100), us
 boundaries into row-sized chunks (the split is kept in each chunk's name, `<id>#<k>`); a conversation cannot be cut
 without losing its meaning, so one that does not fit a row is dropped as `pack.too_long`.
 
-Packing is trl's best-fit-decreasing (`trl.pack_dataset(strategy="bfd")`) over the whole group at once, which keeps
-document boundaries: each row stores `seq_lengths`, from which training derives per-document position ids and the
-block-diagonal attention mask that stops one packed document from attending to another. A per-token document index
+Packing is trl's best-fit-decreasing (`trl.pack_dataset(strategy="bfd")`) over a whole group at once, which
+keeps document boundaries: each row stores `seq_lengths`, from which training derives per-document position ids and the
+block-diagonal attention mask that stops one packed document from attending to another. Kinds share rows only where
+training shares them: a group of `joint.groups` is packed once per phase of `joint.phases` (its CPT rows apart from
+its IT rows for the sequential `[[cpt], [it]]`), every other group (the base model's) with both kinds together; the
+`phase` column names each row's kinds, and training/joint.py trains a phase on its rows. A per-token document index
 travels through the packer with the tokens, so every row names the records it holds.
 """
 
@@ -26,11 +29,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from curation.config import load_params, params
+from curation.config import load_params, params, parse_section, read_yaml
 from curation.io import IOParams, read_records, register_views, stage_paths, write_drops, write_metrics
 from curation.progress import setup_logging, summary, track
 from curation.schema import CAPABILITY, DROP_SCHEMA, ID, KIND, MESSAGES, METADATA, TEXT, Kind, reason
-from training.chat import IGNORE, tokenize_chat, tokenize_cpt
+from training.chat import IGNORE, TRAINED_KINDS, phase_label, tokenize_chat, tokenize_cpt
 
 
 STAGE = "pack"
@@ -41,6 +44,7 @@ PACKED_SCHEMA = pa.schema(
         ("seq_lengths", pa.list_(pa.int32())),
         ("documents", pa.list_(pa.string())),
         ("capabilities", pa.list_(pa.string())),
+        ("phase", pa.string()),
     ]
 )
 
@@ -78,11 +82,13 @@ def tokenize(records: pa.Table, tokenizer: Any, seq_len: int) -> tuple[dict[str,
     return seqs, drops
 
 
-def pack(seqs: dict[str, list], seq_len: int) -> pa.Table:
-    """Best-fit-decreasing packing with trl; returns rows with tokens, labels, seq_lengths and document names."""
+def pack(seqs: dict[str, list], seq_len: int, phase: str) -> pa.Table:
+    """Best-fit-decreasing packing with trl; rows with tokens, labels, seq_lengths, names and their `phase` label."""
     from datasets import Dataset
     from trl import pack_dataset
 
+    if not seqs["input_ids"]:  # a phase without records (the reasoning group has no CPT text)
+        return PACKED_SCHEMA.empty_table()
     doc = [np.full(len(ids), i, dtype=np.int32) for i, ids in enumerate(seqs["input_ids"])]
     table = pa.table(
         {
@@ -107,8 +113,43 @@ def pack(seqs: dict[str, list], seq_len: int) -> pa.Table:
         "seq_lengths": pc.cast(packed["seq_lengths"], pa.list_(pa.int32())),
         "documents": pa.array(documents, pa.list_(pa.string())),
         "capabilities": pa.array(caps, pa.list_(pa.string())),
+        "phase": pa.array([phase] * len(documents), pa.string()),
     }
     return pa.table(out, schema=PACKED_SCHEMA)
+
+
+def pack_group(
+    records: pa.Table, tokenizer: Any, seq_len: int, phases: Sequence[Sequence[str]] = (TRAINED_KINDS,)
+) -> tuple[pa.Table, list[tuple[int, str, str]]]:
+    """The rows of one group, packed once per phase (the records of its kinds), and its drops (indices into
+    `records`): what cannot be trained on, and the records of a kind no phase trains (`[[it]]` leaves CPT out)."""
+    kinds = records.column(KIND).to_numpy(zero_copy_only=False)
+    other = sorted(set(kinds) - set(TRAINED_KINDS))
+    if other:
+        raise ValueError(f"pack: a mixture group holds records of kind {other}; only cpt and it are trained on")
+    trained = {str(k) for phase in phases for k in phase}
+    drops = [(int(i), "kind_not_trained", f"joint.phases {[[str(k) for k in p] for p in phases]} train no "
+              f"{kinds[i]} records") for i in np.flatnonzero(~np.isin(kinds, sorted(trained)))]  # fmt: skip
+    tables = []
+    for phase in phases:
+        index = np.flatnonzero(np.isin(kinds, [str(k) for k in phase]))
+        seqs, dropped = tokenize(records.take(index), tokenizer, seq_len)
+        tables.append(pack(seqs, seq_len, phase_label(phase)))
+        drops += [(int(index[i]), failure, detail) for i, failure, detail in dropped]
+    return pa.concat_tables(tables), sorted(drops)
+
+
+@params
+class Curriculum:
+    """The part of params.yaml `joint` that packing follows (read alone: the pack stage is not the joint stage)."""
+
+    groups: list[str]
+    phases: list[list[Kind]]
+
+
+def curriculum(path: Path) -> Curriculum:
+    joint = read_yaml(path).get("joint") or {}
+    return parse_section({k: joint.get(k) for k in ("groups", "phases")}, Curriculum, f"{path}:joint")
 
 
 def group_metrics(rows: pa.Table, seq_len: int) -> dict[str, Any]:
@@ -152,10 +193,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     paths.output.mkdir(parents=True, exist_ok=True)
     metrics: dict[str, Any] = {"in": 0, "kept": 0, "dropped": Counter(), "seq_len": p.seq_len, "groups": {}}
     drops = []
+    joint = curriculum(paths.params)
     for group in p.groups:
         part = records.filter(pa.array(groups == group))
-        seqs, dropped = tokenize(part, tokenizer, p.seq_len)
-        rows = pack(seqs, p.seq_len)
+        phases = joint.phases if group in joint.groups else [list(TRAINED_KINDS)]
+        rows, dropped = pack_group(part, tokenizer, p.seq_len, phases)
         pq.write_table(rows, paths.output / f"rows-{group}.parquet", compression=io.compression)
         for i, failure, detail in dropped:
             drop = part.slice(i, 1).to_pylist()[0]

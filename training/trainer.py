@@ -36,7 +36,7 @@ import xxhash
 from curation.config import params
 from curation.io import DROPS_FILE, StagePaths, stage_paths
 from curation.schema import ANSWER, ID, MESSAGES, TEXT, reason
-from training.chat import IGNORE, tokenize_chat, tokenize_cpt
+from training.chat import IGNORE, phase_label, tokenize_chat, tokenize_cpt
 
 
 if TYPE_CHECKING:
@@ -143,10 +143,12 @@ def build_training_args(
 
 
 class PackedRows:
-    """A map-style torch dataset over packed rows (input_ids, labels, seq_lengths) read with pyarrow."""
+    """A map-style torch dataset over packed rows (input_ids, labels, seq_lengths) read with pyarrow; with `phase`,
+    only the rows packed for that phase's kinds."""
 
-    def __init__(self, paths: Sequence[Path]) -> None:
-        tables = [pq.read_table(p, columns=ROW_COLUMNS) for p in paths]
+    def __init__(self, paths: Sequence[Path], phase: Sequence[str] | None = None) -> None:
+        filters = None if phase is None else pc.field("phase") == phase_label(phase)
+        tables = [pq.read_table(p, columns=ROW_COLUMNS, filters=filters) for p in paths]
         self.table = pa.concat_tables(tables) if tables else pa.table({c: [] for c in ROW_COLUMNS})
 
     def __len__(self) -> int:
@@ -243,7 +245,7 @@ def live_callbacks(live_dir: Path | None, resume: bool) -> list[Any]:
 
 def fit(
     model: PreTrainedModel,
-    rows_paths: Sequence[Path],
+    dataset: PackedRows,
     p: TrainParams,
     output_dir: Path,
     checkpoint_dir: Path,
@@ -253,22 +255,23 @@ def fit(
     dtype: str,
     live_dir: Path | None = None,
     callbacks: Sequence[Any] = (),
+    append_live: bool = False,
 ) -> dict[str, Any]:
-    """Train `model` on the packed rows, resuming from `checkpoint_dir`; save it to `output_dir`; return metrics.
+    """Train `model` on `dataset`, resuming from `checkpoint_dir`; save it to `output_dir`; return metrics.
 
     `train_loss` is the mean loss of this call's steps (after a resume: of the steps run since). `live_dir` is the
-    DVCLive folder (main process only); `callbacks` are extra `TrainerCallback`s (tests stop a run with one).
+    DVCLive folder (main process only), continued rather than restarted with `append_live` (a later phase of one
+    curve); `callbacks` are extra `TrainerCallback`s (tests stop a run with one).
     """
     from transformers import PrinterCallback
 
-    dataset = PackedRows(rows_paths)
     resume = last_checkpoint(checkpoint_dir)
     trainer = _trainer_class()(
         model=model,
         args=build_training_args(p, checkpoint_dir),
         train_dataset=dataset,
         data_collator=PackedCollator(pad_id, seq_len, attn_implementation, dtype),
-        callbacks=[*callbacks, *live_callbacks(live_dir, resume is not None)],
+        callbacks=[*callbacks, *live_callbacks(live_dir, append_live or resume is not None)],
     )
     trainer.remove_callback(PrinterCallback)  # it print()s every log dict; DVCLive and the summary line replace it
     start_step = checkpoint_step(resume)

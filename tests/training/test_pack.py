@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from curation.schema import RECORD_SCHEMA
 from tests.curation.stage_helpers import make_record
 from training.chat import IGNORE, tokenize_chat, tokenize_cpt
-from training.pack import group_metrics, pack, tokenize
+from training.pack import group_metrics, pack, pack_group, tokenize
 
 
 def test_cpt_chunks_cover_the_document_exactly(tokenizer: Any) -> None:
@@ -71,7 +71,7 @@ def test_packing_loses_and_duplicates_no_token(lengths: list[int], seq_len: int)
         seqs["labels"].append([IGNORE if k % 3 == 0 else d * 1000 + k for k in range(n)])
         seqs["name"].append(f"doc{d}")
         seqs["capability"].append("tasks" if d % 2 else "concepts")
-    rows = pack(seqs, seq_len).to_pylist()
+    rows = pack(seqs, seq_len, "cpt+it").to_pylist()
     seen = {}
     for row in rows:
         assert len(row["input_ids"]) == len(row["labels"]) == sum(row["seq_lengths"]) <= seq_len
@@ -83,7 +83,27 @@ def test_packing_loses_and_duplicates_no_token(lengths: list[int], seq_len: int)
             assert seen[name] == seqs["input_ids"][d] and row["labels"][offset : offset + n] == seqs["labels"][d]
             offset += n
     assert sorted(seen) == sorted(seqs["name"])
-    metrics = group_metrics(pack(seqs, seq_len), seq_len)
+    metrics = group_metrics(pack(seqs, seq_len, "cpt+it"), seq_len)
     assert metrics["tokens"] == sum(lengths) and metrics["sequences"] == len(lengths)
     assert metrics["efficiency"] == round(sum(lengths) / (len(rows) * seq_len), 4)
     assert sum(metrics["tokens_by_capability"].values()) == sum(lengths)
+
+
+def test_a_group_is_packed_once_per_phase_and_rows_hold_only_its_kinds(tokenizer: Any) -> None:
+    chat = [{"role": "user", "content": "Define beta."}, {"role": "assistant", "content": "Market risk."}]
+    records = [make_record(f"Revenue rose {i} percent in fiscal 2023.") for i in range(6)]
+    records += [make_record(kind="it", messages=chat) for _ in range(6)]
+    records.insert(3, make_record(kind="it", messages=[chat[0]]))  # nothing to train on: dropped, by its index
+    table = pa.Table.from_pylist(records, schema=RECORD_SCHEMA)
+    kind_of = {r["id"]: r["kind"] for r in records}
+    for phases in ([["cpt", "it"]], [["cpt"], ["it"]], [["it"]]):
+        rows, drops = pack_group(table, tokenizer, 64, phases)
+        not_trained = [i for i, r in enumerate(records) if r["kind"] == "cpt"] if phases == [["it"]] else []
+        assert [i for i, *_ in drops] == sorted([3, *not_trained])
+        assert {f for i, f, _ in drops if i != 3} <= {"kind_not_trained"}
+        for row in rows.to_pylist():
+            assert row["phase"] in {"+".join(p) for p in phases}
+            assert {kind_of[d] for d in row["documents"]} <= set(row["phase"].split("+"))
+        packed = sorted(d for row in rows.column("documents").to_pylist() for d in row)
+        kinds = {k for p in phases for k in p}
+        assert packed == sorted(r["id"] for i, r in enumerate(records) if i != 3 and r["kind"] in kinds)

@@ -13,6 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from transformers import TrainerCallback
 
 from curation.config import ConfigError, load_params, parse_section
@@ -21,7 +23,8 @@ from tests.conftest import PARAMS
 from tests.training.conftest import TINY
 from training import joint
 from training.base import BaseParams
-from training.joint import JointParams, check_groups
+from training.chat import phase_label
+from training.joint import JointParams, check_groups, phase_name, phase_steps
 from training.model import build_model
 from training.pack import pack, tokenize_chat, tokenize_cpt
 from training.trainer import (
@@ -59,21 +62,37 @@ def conversation(i: int) -> list[dict[str, str]]:
     ]
 
 
-@pytest.fixture(scope="module")
-def rows(tokenizer: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Packed rows of CPT text and conversations for companies 0..239 (held-out companies come later)."""
-    seqs: dict[str, list] = {"input_ids": [], "labels": [], "name": [], "capability": []}
+def sequences(tokenizer: Any) -> dict[str, dict[str, list]]:
+    """Token sequences of CPT text and conversations for companies 0..239 (held-out companies come later), by kind."""
+    by_kind: dict[str, dict[str, list]] = {k: {"input_ids": [], "labels": [], "name": [], "capability": []}
+                                           for k in ("cpt", "it")}  # fmt: skip
     for i in range(240):
         ids = tokenize_cpt(tokenizer, cpt_text(i), SEQ_LEN)[0]
         chat_ids, chat_labels = tokenize_chat(tokenizer, conversation(i))
-        for name, x, y in ((f"cpt{i}", ids, ids), (f"it{i}", chat_ids, chat_labels)):
+        for kind, x, y in (("cpt", ids, ids), ("it", chat_ids, chat_labels)):
+            seqs = by_kind[kind]
             seqs["input_ids"].append(x)
             seqs["labels"].append(y)
-            seqs["name"].append(name)
+            seqs["name"].append(f"{kind}{i}")
             seqs["capability"].append("concepts")
-    path = tmp_path_factory.mktemp("pack") / "rows-test.parquet"
-    pq.write_table(pack(seqs, SEQ_LEN), path)
+    return by_kind
+
+
+def packed(tokenizer: Any, phases: list[list[str]], path: Path) -> Path:
+    """Rows packed once per phase, as the pack stage does for a group of joint.groups."""
+    by_kind = sequences(tokenizer)
+    tables = []
+    for phase in phases:
+        seqs = {key: [v for kind in phase for v in by_kind[kind][key]] for key in by_kind["cpt"]}
+        tables.append(pack(seqs, SEQ_LEN, phase_label(phase)))
+    pq.write_table(pa.concat_tables(tables), path)
     return path
+
+
+@pytest.fixture(scope="module")
+def rows(tokenizer: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """CPT text and conversations packed together (the joint recipe's rows)."""
+    return packed(tokenizer, [["cpt", "it"]], tmp_path_factory.mktemp("pack") / "rows-test.parquet")
 
 
 def tiny_model(tokenizer: Any) -> Any:
@@ -83,7 +102,7 @@ def tiny_model(tokenizer: Any) -> Any:
 def train(tokenizer: Any, rows: Path, tmp: Path, p: TrainParams = TRAIN, **kwargs: Any) -> tuple[Any, dict]:
     model = tiny_model(tokenizer)
     pad = tokenizer.pad_token_id
-    out = fit(model, [rows], p, tmp / "model", tmp / "ck", SEQ_LEN, pad, "sdpa", "float32", **kwargs)
+    out = fit(model, PackedRows([rows]), p, tmp / "model", tmp / "ck", SEQ_LEN, pad, "sdpa", "float32", **kwargs)
     return model, out
 
 
@@ -127,6 +146,21 @@ def test_shipped_stage_params_load_and_joint_groups_must_match() -> None:
         bad = {**dataclasses.asdict(SHIPPED), "learning_rat": 1.0}
         del bad["learning_rate"]
         parse_section(bad, TrainParams, "params.yaml:base.train")
+    for phases in ([["cpt"], ["cpt", "it"]], [[]], [["pref"]]):  # a kind twice, an empty phase, a kind not trained
+        with pytest.raises(ConfigError, match=r"joint\.phases"):
+            check_groups(dataclasses.replace(p, phases=phases))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(min_value=3, max_value=500), st.lists(st.integers(min_value=0, max_value=900), min_size=1,
+       max_size=3).filter(lambda rows: 0 < sum(map(bool, rows)) <= 3))  # fmt: skip
+def test_phase_steps_share_the_group_steps_by_rows(max_steps: int, rows: list[int]) -> None:
+    steps = phase_steps(max_steps, rows)
+    assert sum(steps) == max_steps
+    assert all((s >= 1) == (n > 0) and s >= 0 for s, n in zip(steps, rows, strict=True))
+    exact = [max_steps * n / sum(rows) for n in rows]
+    assert all(abs(s - e) < len(rows) for s, e in zip(steps, exact, strict=True))  # rounding, plus the minimum of 1
+    assert phase_steps(None, rows) == [None if n else 0 for n in rows]
 
 
 def test_stage_args_add_checkpoints_to_the_stage_paths(tmp_path: Path) -> None:
@@ -195,7 +229,7 @@ def test_fit_lowers_training_and_held_out_loss(rows: Path, tokenizer: Any, tmp_p
     before = held_out_loss(model, tokenizer, held_cpt, held_it, batch_size=8, max_length=SEQ_LEN)
     out = fit(
         model,
-        [rows],
+        PackedRows([rows]),
         TRAIN,
         tmp_path / "model",
         tmp_path / "ck",
@@ -252,21 +286,22 @@ def test_an_interrupted_run_resumes_to_the_same_weights(rows: Path, tokenizer: A
     assert later == {step: loss for step, loss in whole["loss_history"] if step > 4}
 
 
+@pytest.mark.parametrize("phases", [[["cpt", "it"]], [["cpt"], ["it"]]], ids=["joint", "sequential"])
 def test_joint_stage_trains_each_group_from_the_last_and_leaves_no_checkpoints(
-    rows: Path, tokenizer: Any, tmp_path: Path
+    rows: Path, tokenizer: Any, tmp_path: Path, phases: list[list[str]]
 ) -> None:
     params = yaml.safe_load(PARAMS.read_text())
     params["model"].update({k: getattr(TINY, k) for k in ("hidden_size", "intermediate_size", "num_hidden_layers")})
     small = {**dataclasses.asdict(TRAIN), "max_steps": 6, "save_steps": 3}
-    params["joint"] = {"groups": ["first", "second"], "train": {"first": small, "second": small}}
+    params["joint"] = {"groups": ["first", "second"], "phases": phases, "train": {"first": small, "second": small}}
     params["held_out"] = {"cpt_texts": 10, "conversations": 10, "seed": 0, "batch_size": 4}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     base, pack_dir, mixture = tmp_path / "base", tmp_path / "pack", tmp_path / "mixture"
     tiny_model(tokenizer).save_pretrained(base)
     tokenizer.save_pretrained(base)
     pack_dir.mkdir()
-    for group in ("first", "second"):
-        shutil.copy(rows, pack_dir / f"rows-{group}.parquet")
+    packed(tokenizer, phases, pack_dir / "rows-first.parquet")
+    shutil.copy(pack_dir / "rows-first.parquet", pack_dir / "rows-second.parquet")
     mixture.mkdir()
     held = [
         {"id": f"c{i}", "source": "s", "text": cpt_text(500 + i), "reason": HELD_OUT_CPT, "detail": ""}
@@ -288,6 +323,16 @@ def test_joint_stage_trains_each_group_from_the_last_and_leaves_no_checkpoints(
     metrics = json.loads((tmp_path / "joint.json").read_text())["groups"]
     assert metrics["second"]["held_out_before"] == metrics["first"]["held_out_after"]  # second starts from first
     assert metrics["first"]["held_out_after"]["cpt"] < metrics["first"]["held_out_before"]["cpt"]
+    first = metrics["first"]["phases"]
+    assert list(first) == [phase_name(i, kinds) for i, kinds in enumerate(phases)]
+    assert sum(ph["train"]["steps"] for ph in first.values()) == metrics["first"]["train"]["steps"] == 6
+    labels = pq.read_table(pack_dir / "rows-first.parquet", columns=["phase"]).column("phase").to_pylist()
+    for name, ph, phase in zip(first, first.values(), phases, strict=True):  # each phase trains on its rows only
+        assert ph["train"]["rows"] == labels.count(phase_label(phase)) > 0, name
+    if len(phases) == 2:  # CPT alone lowers CPT loss; IT after it lowers IT loss below what CPT left
+        cpt, it = first.values()
+        assert cpt["held_out_after"]["cpt"] < metrics["first"]["held_out_before"]["cpt"]
+        assert it["held_out_after"]["it"] < cpt["held_out_after"]["it"]
     for group in ("first", "second"):
         assert {"model.safetensors", "config.json", "tokenizer.json"} <= {
             p.name for p in (tmp_path / "out" / group).iterdir()
