@@ -203,7 +203,7 @@ def test_trl_packed_rows_of_real_text_keep_their_lone_logits(tokenizer: Any) -> 
             seqs["labels"].append(chunk)
             seqs["name"].append(f"doc{i}")
             seqs["capability"].append("concepts")
-    rows = pack(seqs, 64).to_pylist()
+    rows = pack(seqs, 64, "cpt").to_pylist()
     assert any(len(row["seq_lengths"]) > 1 for row in rows)
     p = dataclasses.replace(TINY, attn_implementation="sdpa")
     model = build_model(p, len(tokenizer), tokenizer.pad_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id)
