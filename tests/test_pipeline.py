@@ -211,6 +211,7 @@ def matrix_project(tiny_project: Path, tmp_path_factory: pytest.TempPathFactory)
     return root
 
 
+@pytest.mark.slow  # opt-in (-m slow) until a run of it has passed end to end; then CI's smoke of the matrix
 @pytest.mark.timeout(1800)  # four DVC experiments, each retraining from the joint stage on
 def test_the_findings_matrix_runs_every_variant_as_an_experiment_and_compares_the_claims(
     matrix_project: Path, tmp_path: Path
