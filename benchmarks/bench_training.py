@@ -49,8 +49,9 @@ from benchmarks.common import write_result
 from curation.config import load_params
 from curation.io import read_records
 from training.base import BaseParams
+from training.chat import TRAINED_KINDS, phase_label
 from training.model import ModelParams, build_model, count_parameters
-from training.pack import PackParams, pack_group, tokenize
+from training.pack import PackParams, pack, tokenize
 from training.trainer import TrainParams, build_training_args, fit
 
 
@@ -236,9 +237,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         dtype="float32",  # master weights; bf16 compute comes from the trainer's autocast on CUDA
     )  # fmt: skip
     tokenizer = AutoTokenizer.from_pretrained(str(ROOT / "data/tokenizer"))
-    records = read_records([ROOT / "data/mixture"])
-    seqs, _ = tokenize(records, tokenizer, seq_len)
-    rows, _ = pack_group(records, tokenizer, seq_len)
+    seqs, _ = tokenize(read_records([ROOT / "data/mixture"]), tokenizer, seq_len)
+    rows = pack(seqs, seq_len, phase_label(TRAINED_KINDS))  # both kinds in one packing, as for the base group
     lengths = [len(s) for s in seqs["input_ids"]]
     if sorted(n for row in rows.column("seq_lengths").to_pylist() for n in row) != sorted(lengths):
         raise AssertionError("packing lost or split a sequence")

@@ -41,7 +41,7 @@ from curation.config import ConfigError, load_params, params
 from curation.io import write_metrics
 from curation.progress import setup_logging
 from curation.schema import Kind
-from training.chat import phase_label
+from training.chat import TRAINED_KINDS, phase_label
 from training.model import ModelParams
 from training.trainer import (
     HeldOutParams,
@@ -81,7 +81,7 @@ def check_groups(p: JointParams) -> None:
             f"match; add joint.train entries for {sorted(missing)} or remove {sorted(extra)}"
         )
     kinds = [k for phase in p.phases for k in phase]
-    if not all(p.phases) or len(set(kinds)) != len(kinds) or not set(kinds) <= {Kind.CPT, Kind.IT}:
+    if not all(p.phases) or len(set(kinds)) != len(kinds) or not set(kinds) <= set(TRAINED_KINDS):
         raise ConfigError(
             f"params.yaml joint.phases {p.phases}: non-empty lists of the kinds cpt and it, each kind in one phase; "
             "[[cpt, it]] is joint training, [[cpt], [it]] sequential, [[it]] IT alone"

@@ -6,13 +6,13 @@ every token outside an assistant turn is masked out of the loss (label -100), us
 boundaries into row-sized chunks (the split is kept in each chunk's name, `<id>#<k>`); a conversation cannot be cut
 without losing its meaning, so one that does not fit a row is dropped as `pack.too_long`.
 
-Packing is trl's best-fit-decreasing (`trl.pack_dataset(strategy="bfd")`) over a whole group at once, which
-keeps document boundaries: each row stores `seq_lengths`, from which training derives per-document position ids and the
-block-diagonal attention mask that stops one packed document from attending to another. Kinds share rows only where
-training shares them: a group of `joint.groups` is packed once per phase of `joint.phases` (its CPT rows apart from
-its IT rows for the sequential `[[cpt], [it]]`), every other group (the base model's) with both kinds together; the
-`phase` column names each row's kinds, and training/joint.py trains a phase on its rows. A per-token document index
-travels through the packer with the tokens, so every row names the records it holds.
+Packing is trl's best-fit-decreasing (`trl.pack_dataset(strategy="bfd")`) over all of a group's records of one phase
+at once, which keeps document boundaries: each row stores `seq_lengths`, from which training derives per-document
+position ids and the block-diagonal attention mask that stops one packed document from attending to another. Kinds
+share rows only where training shares them: a group of `joint.groups` is packed once per phase of `joint.phases`
+(its CPT rows apart from its IT rows for the sequential `[[cpt], [it]]`), every other group (the base model's) with
+both kinds together; the `phase` column names each row's kinds, and training/joint.py trains a phase on its rows. A
+per-token document index travels through the packer with the tokens, so every row names the records it holds.
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def pack(seqs: dict[str, list], seq_len: int, phase: str) -> pa.Table:
 
 
 def pack_group(
-    records: pa.Table, tokenizer: Any, seq_len: int, phases: Sequence[Sequence[str]] = (TRAINED_KINDS,)
+    records: pa.Table, tokenizer: Any, seq_len: int, phases: Sequence[Sequence[str]]
 ) -> tuple[pa.Table, list[tuple[int, str, str]]]:
     """The rows of one group, packed once per phase (the records of its kinds), and its drops (indices into
     `records`): what cannot be trained on, and the records of a kind no phase trains (`[[it]]` leaves CPT out)."""
@@ -196,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     joint = curriculum(paths.params)
     for group in p.groups:
         part = records.filter(pa.array(groups == group))
-        phases = joint.phases if group in joint.groups else [list(TRAINED_KINDS)]
+        phases = joint.phases if group in joint.groups else [TRAINED_KINDS]
         rows, dropped = pack_group(part, tokenizer, p.seq_len, phases)
         pq.write_table(rows, paths.output / f"rows-{group}.parquet", compression=io.compression)
         for i, failure, detail in dropped:
