@@ -115,7 +115,6 @@ def tiny_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     params["world"].update(TINY_WORLD)
     for train in (params["base"]["train"], *params["joint"]["train"].values(), params["rpo"]["train"]):
         train.update(max_steps=2, save_steps=1)  # the plumbing, not the learning: tests/training covers that
-    params["held_out"].update(cpt_texts=16, conversations=16)  # measured 2-6x per training stage: most of its time
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     commit_all(root, "tiny world")
     run(["dvc", "repro", "--quiet"], root)
@@ -176,11 +175,8 @@ def outs(lock: dict) -> dict[str, str]:
 
 
 def test_a_forced_rerun_is_byte_identical(tiny_project: Path) -> None:
-    """The data stages rerun (forced, with everything upstream of them), and the training after them stays up to
-    date: it reads byte-identical inputs."""
     before = outs(yaml.safe_load((tiny_project / "dvc.lock").read_text()))
-    run(["dvc", "repro", "--force", "--quiet", *DATA_STAGES], tiny_project)
-    assert "up to date" in run(["dvc", "status"], tiny_project)
+    run(["dvc", "repro", "--force", "--quiet"], tiny_project)
     assert outs(yaml.safe_load((tiny_project / "dvc.lock").read_text())) == before
 
 
