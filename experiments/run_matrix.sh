@@ -4,7 +4,7 @@
 # experiments/matrix.yaml as a DVC experiment, collect. Results land in experiments/results/<name>.{json,md,png}
 # of this checkout; the scratch project ($WORK/project, WORK default a new temp folder) keeps the experiments for `dvc exp show`.
 #   usage: experiments/run_matrix.sh PROFILE NAME [extra `findings run` arguments, e.g. --seeds 0 1]
-#   e.g.   experiments/run_matrix.sh findings-cpu cpu        (2-core CPU, about an hour)
+#   e.g.   experiments/run_matrix.sh findings-cpu cpu        (2-core CPU, under 2 hours)
 #          experiments/run_matrix.sh findings-gpu gpu        (one H100/H200)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
